@@ -1,0 +1,30 @@
+"""paper-assistant: answers questions over research-paper abstracts, citing the papers it used."""
+
+from __future__ import annotations
+
+import os
+
+# Offline by default: nothing may phone home or fetch weights at run time.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from .api import Assistant, StreamEvent  # noqa: E402
+from .answering import REFUSAL  # noqa: E402
+from .config import Settings  # noqa: E402
+from .errors import AssistantError  # noqa: E402
+from .types import Answer, Citation, Claim, Paper, Passage  # noqa: E402
+
+__all__ = [
+    "REFUSAL",
+    "Answer",
+    "Assistant",
+    "AssistantError",
+    "Citation",
+    "Claim",
+    "Paper",
+    "Passage",
+    "Settings",
+    "StreamEvent",
+]

@@ -1,0 +1,106 @@
+"""Question + Passages -> a draft answer citing opaque passage keys, via the chat model.
+
+Prompts come from `prompts/` files whose variables are checked when loaded. Passages are packed
+within a token budget, each under a key ([1], [2], ...) that means something only inside this
+prompt; the grounding stage maps keys back to papers and drops any the model invented.
+Also validates questions. Does not check claims.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backends import ChatModel, ChatPiece, Messages
+from .chunking import count_tokens
+from .config import PROJECT_ROOT
+from .errors import InputError
+from .types import Passage
+
+PROMPTS_DIR = PROJECT_ROOT / "prompts"
+REFUSAL = "The papers I have do not answer this question."
+
+
+def load_prompt(name: str, variables: set[str], folder: Path = PROMPTS_DIR) -> str:
+    """Read prompts/<name>.txt and check it uses exactly `variables`."""
+    path = folder / f"{name}.txt"
+    if not path.is_file():
+        raise InputError(f"prompt file {path} is missing; restore it from the repository")
+    text = path.read_text(encoding="utf-8")
+    found = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+    if found != variables:
+        raise InputError(
+            f"prompt {path} uses variables {sorted(found)} but the code fills {sorted(variables)}; edit the prompt"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The answer prompts, loaded and checked once."""
+
+    system: str
+    user: str
+    passage: str
+
+    @classmethod
+    def load(cls, folder: Path = PROMPTS_DIR) -> Prompts:
+        """Load and check every answer prompt."""
+        return cls(
+            system=load_prompt("answer_system", {"refusal"}, folder).format(refusal=REFUSAL),
+            user=load_prompt("answer_user", {"passages", "question"}, folder),
+            passage=load_prompt("passage", {"key", "title", "text"}, folder),
+        )
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_question(question: object, max_tokens: int) -> str:
+    """The question with control characters removed; raises InputError if empty or too long."""
+    if not isinstance(question, str):
+        raise InputError("the question must be text")
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()
+    if not text:
+        raise InputError("the question is empty; type a question about the papers")
+    n = count_tokens(text)
+    if n > max_tokens:
+        raise InputError(f"the question is {n} tokens long; shorten it to at most {max_tokens} tokens")
+    return text
+
+
+def pack(passages: list[Passage], budget_tokens: int) -> list[Passage]:
+    """The leading passages whose text fits the token budget (always at least one)."""
+    packed: list[Passage] = []
+    used = 0
+    for passage in passages:
+        cost = count_tokens(passage.title) + count_tokens(passage.text) + 8
+        if packed and used + cost > budget_tokens:
+            break
+        packed.append(passage)
+        used += cost
+    return packed
+
+
+_KEY_LIKE = re.compile(r"\[(\d+)\]")
+
+
+def build_messages(prompts: Prompts, question: str, passages: list[Passage]) -> Messages:
+    """Chat messages: a fixed system prompt (cached by the model), then passages and question."""
+    blocks = [
+        prompts.passage.format(key=i, title=p.title, text=_KEY_LIKE.sub(r"(\1)", p.text)).strip()
+        for i, p in enumerate(passages, start=1)
+    ]
+    user = prompts.user.format(passages="\n\n".join(blocks), question=question)
+    return [{"role": "system", "content": prompts.system}, {"role": "user", "content": user}]
+
+
+def stream_draft(
+    model: ChatModel, prompts: Prompts, question: str, passages: list[Passage], max_tokens: int
+) -> Iterator[ChatPiece]:
+    """Stream the model's draft for `question` over `passages` (keys are 1-based positions)."""
+    yield from model.stream(build_messages(prompts, question, passages), max_tokens)

@@ -1,0 +1,147 @@
+"""Assistant: the one orchestrator. corpus -> store -> retrieval -> answering -> grounding -> Answer.
+
+`Assistant.from_settings()` opens (and on first use fills) the index; the chat model loads on
+the first question. `ask` returns an Answer; `ask_stream` yields token events and then the
+final Answer, for the chat UI and the HTTP API.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .answering import REFUSAL, Prompts, clean_question, pack, stream_draft
+from .backends import ChatModel, MiniLMEmbedder, make_chat_model
+from .config import Settings
+from .corpus import load_corpus
+from .errors import InputError
+from .grounding import SupportChecker, ground
+from .retrieval import HybridRetriever
+from .store import IngestReport, Store
+from .types import Answer, Draft, Paper, Passage
+
+
+@dataclass
+class StreamEvent:
+    """A streamed token (kind 'token') or the final answer (kind 'answer')."""
+
+    kind: str
+    text: str = ""
+    answer: Answer | None = None
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+class Assistant:
+    """Answers questions over the indexed abstracts, citing the papers it used."""
+
+    def __init__(self, settings: Settings, chat_model: ChatModel | None = None) -> None:
+        self.settings = settings
+        self.prompts = Prompts.load()
+        self.embedder = MiniLMEmbedder(settings.embed)
+        self.store = Store(settings, self.embedder)
+        self.checker = SupportChecker(self.embedder)
+        self._chat = chat_model
+        self._chat_lock = threading.Lock()
+        self._reload()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, ingest_seeds: bool = True, progress: Callable[[int, int], None] | None = None
+    ) -> Assistant:
+        """An assistant over the configured index; an empty index is filled from the seed files first."""
+        assistant = cls(settings or Settings())
+        if ingest_seeds and assistant.store.is_empty() and assistant.settings.corpus.seed_paths:
+            print(f"first start: indexing {len(assistant.settings.corpus.seed_paths)} seed file(s)", file=sys.stderr)
+            assistant.ingest(assistant.settings.corpus.seed_paths, progress=progress)
+        return assistant
+
+    def _reload(self) -> None:
+        self.retriever = HybridRetriever(self.store, self.settings.retrieval)
+        self.papers: dict[str, Paper] = {p.id: p for p in self.store.all_papers()}
+
+    @property
+    def fingerprint(self) -> str:
+        """The index fingerprint (embedder + chunking)."""
+        return self.store.fingerprint
+
+    @property
+    def chat_model(self) -> ChatModel:
+        """The chat model, loaded on first use."""
+        with self._chat_lock:
+            if self._chat is None:
+                self._chat = make_chat_model(self.settings.llm, self.settings.model_cache_dir)
+            return self._chat
+
+    def ingest(
+        self, paths: list[Path], prune: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> IngestReport:
+        """Parse every file first (nothing is written if any is bad), then update the index."""
+        papers = load_corpus(paths)
+        report = self.store.ingest(papers, prune=prune, progress=progress)
+        self._reload()
+        return report
+
+    def retrieve(self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None) -> list[Passage]:
+        """Ranked passages for a question, one per paper."""
+        question = clean_question(question, self.settings.max_question_tokens)
+        self._check_paper_ids(paper_ids)
+        return self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids)
+
+    def _check_paper_ids(self, paper_ids: list[str] | None) -> None:
+        unknown = [pid for pid in paper_ids or [] if pid not in self.papers]
+        if unknown:
+            raise InputError(f"unknown paper id(s): {', '.join(unknown[:5])}; list ids with `paper-assistant papers`")
+
+    def ask(self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None) -> Answer:
+        """Answer a question, citing paper titles; abstains when the papers do not cover it."""
+        final: Answer | None = None
+        for event in self.ask_stream(question, top_k=top_k, paper_ids=paper_ids):
+            if event.kind == "answer":
+                final = event.answer
+        assert final is not None
+        return final
+
+    def ask_stream(
+        self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None
+    ) -> Iterator[StreamEvent]:
+        """Yield the model's tokens as they come, then the grounded Answer."""
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_tokens)
+        self._check_paper_ids(paper_ids)
+        passages = self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids)
+        timings = {"retrieve": _ms(time.perf_counter() - started)}
+        base = Answer(question=question, answer=REFUSAL, abstained=True, passages=passages,
+                      index_fingerprint=self.fingerprint, timings_ms=timings)
+        if not passages or max(p.dense_score for p in passages) < self.settings.retrieval.min_dense_score:
+            timings["total"] = _ms(time.perf_counter() - started)
+            yield StreamEvent("answer", answer=base)
+            return
+        packed = pack(passages, self.settings.retrieval.context_tokens)
+        model = self.chat_model
+        gen_start = time.perf_counter()
+        pieces: list[str] = []
+        usage: dict[str, int] = {}
+        for piece in stream_draft(model, self.prompts, question, packed, self.settings.llm.max_tokens):
+            if piece.text:
+                if not pieces:
+                    timings["first_token"] = _ms(time.perf_counter() - started)
+                pieces.append(piece.text)
+                yield StreamEvent("token", text=piece.text)
+            usage = piece.usage or usage
+        timings["generate"] = _ms(time.perf_counter() - gen_start)
+        ground_start = time.perf_counter()
+        draft = Draft(text="".join(pieces), passages=packed, model=model.name, usage=usage)
+        answer = ground(draft, self.papers, self.checker, self.settings.min_support, self.settings.drop_unsupported_claims)
+        timings["ground"] = _ms(time.perf_counter() - ground_start)
+        timings["total"] = _ms(time.perf_counter() - started)
+        final = answer.model_copy(
+            update={"question": question, "passages": passages, "timings_ms": timings, "index_fingerprint": self.fingerprint}
+        )
+        yield StreamEvent("answer", answer=final)

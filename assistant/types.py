@@ -1,0 +1,80 @@
+"""The project's own data types, from corpus to answer. Library types never leave their module."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Paper(BaseModel):
+    """One paper: a title and its abstract, as found in a corpus file."""
+
+    id: str = Field(description="Stable id: a hash of the normalised title.")
+    title: str
+    abstract: str = Field(description="Abstract with light clean-up of encoding residue.")
+    raw_abstract: str = Field(description="Abstract exactly as in the source, kept for quoting.")
+    source: str = Field(description="file:line the paper came from.")
+    content_hash: str = Field(description="Hash of title + abstract; decides re-embedding.")
+
+
+class Chunk(BaseModel):
+    """A piece of an abstract sized for the embedder, with its paper's id and title."""
+
+    id: str
+    paper_id: str
+    title: str
+    text: str
+    index: int
+    content_hash: str
+
+
+class Passage(BaseModel):
+    """A retrieved piece of evidence, in rank order."""
+
+    paper_id: str
+    title: str
+    text: str
+    score: float = Field(description="Fused retrieval score (reciprocal rank).")
+    dense_score: float = Field(0.0, description="Best cosine similarity of the paper's chunks to the question.")
+
+
+class Citation(BaseModel):
+    """A citation shown to the user: a key from the answer text resolved to a paper."""
+
+    key: str = Field(description="The marker used in the answer text, e.g. '1' for [1].")
+    paper_id: str
+    title: str
+    quote: str = Field(description="The sentence of the abstract that best supports the claims citing it.")
+    support: float = Field(ge=0.0, le=1.0)
+
+
+class Claim(BaseModel):
+    """One sentence of the draft answer with the citations it carries."""
+
+    text: str
+    citations: list[str] = Field(description="Citation keys (as shown in the answer) this claim carries.")
+    supported: bool
+    support: float = Field(ge=0.0, le=1.0)
+
+
+class Draft(BaseModel):
+    """What the model wrote, before grounding: text with prompt keys, and the passages it saw."""
+
+    text: str
+    passages: list[Passage] = Field(description="Passages in prompt order; prompt key n is passages[n-1].")
+    model: str
+    usage: dict[str, int] = Field(default_factory=dict)
+
+
+class Answer(BaseModel):
+    """The answer object returned by the CLI (--json), the Python API and the HTTP API."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)
+    model: str = ""
+    index_fingerprint: str = ""
