@@ -22,6 +22,9 @@ from .errors import InputError
 from .types import Passage
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
+# The one refusal phrase, shown whenever the assistant abstains. The model is never offered it: small
+# models take the exit even when the answer is in front of them, so abstaining is decided in code
+# (weak retrieval evidence, or no claim the cited abstracts support).
 REFUSAL = "The papers I have do not answer this question."
 
 
@@ -51,7 +54,7 @@ class Prompts:
     def load(cls, folder: Path = PROMPTS_DIR) -> Prompts:
         """Load and check every answer prompt."""
         return cls(
-            system=load_prompt("answer_system", {"refusal"}, folder).format(refusal=REFUSAL),
+            system=load_prompt("answer_system", set(), folder),
             user=load_prompt("answer_user", {"passages", "question"}, folder),
             passage=load_prompt("passage", {"key", "title", "text"}, folder),
         )

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answering import REFUSAL, Prompts, clean_question, pack, stream_draft
-from .backends import ChatModel, MiniLMEmbedder, make_chat_model
+from .backends import ChatModel, Embedder, MiniLMEmbedder, make_chat_model
 from .config import Settings
 from .corpus import load_corpus
 from .errors import InputError
 from .grounding import SupportChecker, ground
-from .retrieval import HybridRetriever
+from .retrieval import HybridRetriever, SentenceIndex
 from .store import IngestReport, Store
 from .types import Answer, Draft, Paper, Passage
 
@@ -41,12 +41,13 @@ def _ms(seconds: float) -> float:
 class Assistant:
     """Answers questions over the indexed abstracts, citing the papers it used."""
 
-    def __init__(self, settings: Settings, chat_model: ChatModel | None = None) -> None:
+    def __init__(self, settings: Settings, chat_model: ChatModel | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.prompts = Prompts.load()
-        self.embedder = MiniLMEmbedder(settings.embed)
+        self.embedder = embedder or MiniLMEmbedder(settings.embed)
         self.store = Store(settings, self.embedder)
-        self.checker = SupportChecker(self.embedder)
+        self.sentences = SentenceIndex(self.embedder)
+        self.checker = SupportChecker(self.sentences)
         self._chat = chat_model
         self._chat_lock = threading.Lock()
         self._reload()
@@ -63,8 +64,8 @@ class Assistant:
         return assistant
 
     def _reload(self) -> None:
-        self.retriever = HybridRetriever(self.store, self.settings.retrieval)
-        self.papers: dict[str, Paper] = {p.id: p for p in self.store.all_papers()}
+        self.retriever = HybridRetriever(self.store, self.settings.retrieval, self.sentences)
+        self.papers: dict[str, Paper] = self.retriever.papers
 
     @property
     def fingerprint(self) -> str:

@@ -2,65 +2,20 @@
 
 Most abstracts fit one chunk; longer ones are split between sentences, the next chunk
 repeating the last `overlap_sentences` sentences. A single sentence over the budget is cut
-on token boundaries. Also home of the sentence splitter the grounding stage reuses.
+on token boundaries.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import re
-from functools import lru_cache
-from pathlib import Path
 
 from .config import ChunkSettings
+from .text import encoding_for, count_tokens, split_sentences
 from .types import Chunk, Paper
 
 
-def _point_tiktoken_at_bundled_files() -> None:
-    """tiktoken downloads its encodings unless pointed at the copies llama-index-core ships."""
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        return
-    try:
-        import llama_index.core as lic
-    except ImportError:
-        return
-    cache = Path(lic.__file__).parent / "_static" / "tiktoken_cache"
-    if cache.is_dir():
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
-
-
-@lru_cache(maxsize=4)
-def _encoding(name: str):  # type: ignore[no-untyped-def]
-    _point_tiktoken_at_bundled_files()
-    import tiktoken
-
-    return tiktoken.get_encoding(name)
-
-
-def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
-    """Number of tokens of `text` in the given tiktoken encoding."""
-    return len(_encoding(encoding).encode(text, disallowed_special=()))
-
-
-_ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "vs.", "etc.", "cf.", "Fig.", "Eq.", "approx.", "resp.")
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences, keeping abbreviations such as 'e.g.' and 'et al.' inside them."""
-    parts = _BOUNDARY.split(text.strip())
-    sentences: list[str] = []
-    for part in parts:
-        if sentences and sentences[-1].endswith(_ABBREVIATIONS):
-            sentences[-1] = f"{sentences[-1]} {part}"
-        else:
-            sentences.append(part)
-    return [s.strip() for s in sentences if s.strip()]
-
-
 def _cut_long_sentence(sentence: str, budget: int, encoding: str) -> list[str]:
-    enc = _encoding(encoding)
+    enc = encoding_for(encoding)
     tokens = enc.encode(sentence, disallowed_special=())
     return [enc.decode(tokens[i : i + budget]) for i in range(0, len(tokens), budget)]
 

@@ -81,6 +81,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A terminal chat: one question per line, answers streamed; Ctrl-D ends it."""
+    from .api import Assistant
+
+    assistant = Assistant.from_settings(_settings(args), progress=ProgressBar("embedding chunks"))
+    print(f"paper-assistant: {len(assistant.papers)} papers indexed. Ask a question (Ctrl-D to quit).", file=sys.stderr)
+    while True:
+        try:
+            question = input("> ")
+        except EOFError:
+            return 0
+        if not question.strip():
+            continue
+        try:
+            for event in assistant.ask_stream(question):
+                if event.kind == "token":
+                    sys.stderr.write(event.text)
+                    sys.stderr.flush()
+                elif event.answer is not None:
+                    sys.stderr.write("\n")
+                    print(render_text(event.answer.model_dump()) + "\n")
+        except InputError as exc:
+            print(f"paper-assistant: {exc}", file=sys.stderr)
+
+
 def cmd_papers(args: argparse.Namespace) -> int:
     from .api import Assistant
 
@@ -99,6 +124,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(json.dumps(status.__dict__, indent=2) if args.json else
           f"index {status.fingerprint} at {status.location} (collection {status.collection}): "
           f"{status.papers} papers, {status.chunks} chunks")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .server import check_exposure, serve
+
+    api_key = args.api_key or os.environ.get("PAPER_ASSISTANT_API_KEY") or None
+    check_exposure(args.host, api_key)  # fail fast, before loading anything
+    serve(_settings(args), host=args.host, port=args.port, api_key=api_key)
     return 0
 
 
@@ -124,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="papers to retrieve")
     p.set_defaults(func=cmd_ask)
 
+    p = sub.add_parser("chat", help="ask questions in the terminal, one per line")
+    p.set_defaults(func=cmd_chat)
+
     p = sub.add_parser("papers", help="list indexed papers (id and title)")
     p.set_defaults(func=cmd_papers)
 
@@ -132,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = isub.add_parser("status", help="papers, chunks, fingerprint and location of the index")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("serve", help="serve the chat UI at / and the HTTP API at /v1 (one process)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    p.add_argument("--api-key", default=None,
+                   help="bearer token the API requires (PAPER_ASSISTANT_API_KEY); needed off loopback")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.set_defaults(func=cmd_config)

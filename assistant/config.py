@@ -60,13 +60,16 @@ class StoreSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     """Hybrid retrieval: dense + BM25, fused by reciprocal rank."""
 
-    top_k: int = Field(4, ge=1, le=50, description="Papers handed to the answerer.")
+    top_k: int = Field(3, ge=1, le=50, description="Papers handed to the answerer.")
     candidates: int = Field(20, ge=1, description="Chunks taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     min_dense_score: float = Field(
         0.30, description="Abstain when no retrieved chunk reaches this cosine similarity to the question."
     )
-    context_tokens: int = Field(900, ge=100, description="Token budget for the passages packed into the prompt.")
+    passage_tokens: int = Field(
+        80, ge=20, description="Token budget per paper (twice that for the top paper): its most relevant sentences."
+    )
+    context_tokens: int = Field(500, ge=50, description="Token budget for all passages packed into the prompt.")
 
 
 class LLMSettings(BaseModel):

@@ -12,42 +12,19 @@ functions are pure; the embedder is passed in. Does not call the chat model.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 
 from .answering import REFUSAL
-from .backends import Embedder
-from .chunking import split_sentences
-from .corpus import clean_text
+from .retrieval import SentenceIndex
+from .text import content_words, split_sentences
 from .types import Answer, Citation, Claim, Draft, Paper
 
 KEY_GROUP = re.compile(r"\[\s*(?:(?:source|abstract|paper)\s*)?(\d+(?:\s*[,;]\s*(?:(?:source|abstract|paper)\s*)?\d+)*)\s*\]", re.I)
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")
+NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
 NAMED = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
-WORD = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset(
-    "a an the of to in on for and or but with by from as at is are was were be been being this that these those "
-    "it its their they them we our us you your he she his her which who whom whose what when where why how than "
-    "then so such can could may might will would shall should do does did has have had not no nor also into onto "
-    "over under about between both each more most other some any all only very via per using used use based show "
-    "shows paper papers abstract abstracts propose proposes proposed study work approach method methods new".split()
-)
 COSINE_FLOOR, COSINE_SPAN = 0.35, 0.45  # MiniLM cosines below ~0.35 are unrelated text
 EMBED_WEIGHT = 0.55
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ations", "ation", "ings", "ing", "ies", "es", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased, crudely stemmed words that carry meaning."""
-    return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2 and not w.isdigit()}
 
 
 def _norm_number(token: str) -> str:
@@ -66,7 +43,8 @@ def named_terms(text: str) -> set[str]:
 
 def strip_keys(text: str) -> str:
     """Text without citation markers."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", KEY_GROUP.sub("", text)).strip()
+    text = re.sub(r"\s{2,}", " ", KEY_GROUP.sub("", text))
+    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
 
 
 def lexical_support(claim: str, evidence: str) -> float:
@@ -94,43 +72,15 @@ def combine(best_cosine: float, lexical: float, missing: set[str]) -> float:
     return round(EMBED_WEIGHT * semantic + (1 - EMBED_WEIGHT) * lexical, 4)
 
 
-@dataclass
-class Evidence:
-    """One paper's abstract cut into sentences (raw for quoting, clean for matching), with vectors."""
-
-    paper: Paper
-    raw_sentences: list[str]
-    clean_sentences: list[str]
-    vectors: np.ndarray
-    full_text: str
-
-
 class SupportChecker:
-    """Scores claims against abstracts; sentence vectors of each abstract are cached after first use."""
+    """Scores claims against abstracts, using the sentence vectors the retrieval stage caches."""
 
-    def __init__(self, embedder: Embedder, cache_size: int = 4096) -> None:
-        self.embedder = embedder
-        self._cache: OrderedDict[str, Evidence] = OrderedDict()
-        self._cache_size = cache_size
-
-    def evidence(self, paper: Paper) -> Evidence:
-        """The paper's sentences and their vectors (cached by content hash)."""
-        key = f"{paper.id}:{paper.content_hash}"
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        raw = split_sentences(paper.raw_abstract) or [paper.raw_abstract]
-        clean = [clean_text(s) for s in raw]
-        vectors = self.embedder.embed([paper.title] + clean)
-        ev = Evidence(paper, [paper.title] + raw, [paper.title] + clean, vectors, f"{paper.title} {paper.abstract}")
-        self._cache[key] = ev
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return ev
+    def __init__(self, sentences: SentenceIndex) -> None:
+        self.sentences = sentences
 
     def score(self, claim: str, claim_vector: np.ndarray, paper: Paper) -> tuple[float, str]:
         """(support, best quote) of `claim` by `paper`'s abstract."""
-        ev = self.evidence(paper)
+        ev = self.sentences.evidence(paper)
         cosines = ev.vectors @ claim_vector
         best = int(np.argmax(cosines[1:]) + 1) if len(cosines) > 1 else 0
         support = combine(float(cosines.max()), lexical_support(claim, ev.full_text), missing_facts(claim, ev.full_text))
@@ -138,13 +88,25 @@ class SupportChecker:
 
     def claim_vectors(self, claims: list[str]) -> np.ndarray:
         """Vectors of the claims (citation markers removed)."""
-        return self.embedder.embed(claims)
+        return self.sentences.embedder.embed(claims)
+
+
+NOT_STATED = re.compile(
+    r"\b(abstracts?|papers?|text|context|information)\b.{0,60}\b(do(es)? not|don't|doesn't|not|no)\b.{0,40}"
+    r"\b(mention|contain|provide|state|say|specify|answer|include|report|discuss|given|available)",
+    re.I,
+)
 
 
 def is_refusal(text: str) -> bool:
     """True when the draft declines to answer."""
     low = text.lower()
     return REFUSAL.lower().rstrip(".") in low or "do not answer this question" in low or not strip_keys(text)
+
+
+def says_not_stated(claim: str) -> bool:
+    """True for sentences like 'The abstracts do not mention X': a non-answer, never a supported claim."""
+    return bool(NOT_STATED.search(claim))
 
 
 def split_claims(text: str) -> list[tuple[str, list[int]]]:
@@ -206,7 +168,9 @@ def ground(
         cited = [passages[k - 1].paper_id for k in keys if 1 <= k <= len(passages)]  # invented keys vanish here
         scored = {pid: checker.score(text, vector, papers[pid]) for pid in dict.fromkeys(cited) if pid in papers}
         kept = [pid for pid, (s, _) in scored.items() if s >= min_support]
-        if not kept:  # move the citation to a packed abstract that does support the claim, if any
+        if says_not_stated(text):
+            scored, kept = {}, []
+        elif not kept:  # move the citation to a packed abstract that does support the claim, if any
             alternatives = {p.id: checker.score(text, vector, p) for p in packed_papers if p.id not in scored}
             best = max(alternatives.items(), key=lambda kv: kv[1][0], default=None)
             if best and best[1][0] >= min_support:

@@ -8,7 +8,9 @@ nodes are converted to `Passage` here and go no further. Does not call the chat 
 from __future__ import annotations
 
 import math
+import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +23,19 @@ from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter,
 
 from .backends import Embedder
 from .config import RetrievalSettings
+from .corpus import clean_text
 from .store import Store
-from .types import Chunk, Passage
+from .text import content_words, count_tokens, split_sentences
+from .types import Chunk, Paper, Passage
+
+LEXICAL_WEIGHT = 0.5  # how much question-word overlap adds to a sentence's cosine when picking sentences
+NUMBER_BONUS = 0.1  # results sentences (with figures) answer many factual questions ...
+QUANTITY_BONUS = 0.3  # ... and most questions that ask for a quantity
+QUANTITY_CUES = re.compile(
+    r"\b(how (many|much|large|big|long|fast|often)|by how|what (percentage|fraction|share|number|size)|"
+    r"accuracy|perplexity|score|rate|speed-?up|error|fid|bleu|f1|gain|improvement|reduction|parameters|tokens)\b",
+    re.I,
+)
 
 
 class LlamaIndexEmbedding(BaseEmbedding):
@@ -59,6 +72,72 @@ def to_node(chunk: Chunk) -> TextNode:
 
 
 @dataclass
+class Evidence:
+    """One paper's abstract as sentences (raw for quoting, clean for matching) with their vectors.
+
+    Row 0 is the title; rows 1.. are the abstract's sentences in order.
+    """
+
+    paper: Paper
+    raw_sentences: list[str]
+    clean_sentences: list[str]
+    vectors: np.ndarray
+    full_text: str
+
+
+class SentenceIndex:
+    """Sentence vectors of abstracts, computed on first use and kept (LRU) for selection and grounding."""
+
+    def __init__(self, embedder: Embedder, cache_size: int = 4096) -> None:
+        self.embedder = embedder
+        self._cache: OrderedDict[str, Evidence] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def evidence(self, paper: Paper) -> Evidence:
+        """The paper's sentences and their vectors (cached by content hash)."""
+        key = f"{paper.id}:{paper.content_hash}"
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        raw = split_sentences(paper.raw_abstract) or [paper.raw_abstract]
+        clean = [clean_text(s) for s in raw]
+        vectors = self.embedder.embed([paper.title] + clean)
+        ev = Evidence(paper, [paper.title] + raw, [paper.title] + clean, vectors, f"{paper.title} {paper.abstract}")
+        with self._lock:
+            self._cache[key] = ev
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return ev
+
+    def select(self, paper: Paper, question: str, question_vector: np.ndarray, budget_tokens: int) -> str:
+        """The abstract's sentences most relevant to the question, within the budget, in abstract order."""
+        ev = self.evidence(paper)
+        words = content_words(question)
+        number_bonus = QUANTITY_BONUS if QUANTITY_CUES.search(question) else NUMBER_BONUS
+        scores = []
+        for i in range(1, len(ev.clean_sentences)):
+            overlap = len(words & content_words(ev.clean_sentences[i])) / max(len(words), 1)
+            bonus = number_bonus if any(ch.isdigit() for ch in ev.clean_sentences[i]) else 0.0
+            scores.append((float(ev.vectors[i] @ question_vector) + LEXICAL_WEIGHT * overlap + bonus, i))
+        chosen: list[int] = []
+        used = 0
+        for _, i in sorted(scores, reverse=True):
+            cost = count_tokens(ev.clean_sentences[i])
+            if chosen and used + cost > budget_tokens:
+                continue
+            chosen.append(i)
+            used += cost
+        parts: list[str] = []
+        for n, i in enumerate(sorted(chosen)):
+            if n and i != sorted(chosen)[n - 1] + 1:
+                parts.append("...")
+            parts.append(ev.clean_sentences[i])
+        return " ".join(parts)
+
+
+@dataclass
 class Hit:
     """A chunk found by one or both retrievers."""
 
@@ -70,12 +149,14 @@ class Hit:
 class HybridRetriever(BaseRetriever):
     """Dense + BM25 chunk retrieval fused with reciprocal rank; scores are fused RRF values."""
 
-    def __init__(self, store: Store, settings: RetrievalSettings) -> None:
+    def __init__(self, store: Store, settings: RetrievalSettings, sentences: SentenceIndex) -> None:
         from llama_index.core import VectorStoreIndex
         from llama_index.retrievers.bm25 import BM25Retriever
 
         super().__init__()
         self.settings = settings
+        self.sentences = sentences
+        self.papers: dict[str, Paper] = {p.id: p for p in store.all_papers()}
         self.embed_model = LlamaIndexEmbedding(store.embedder)
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=self.embed_model)
         chunks = store.all_chunks()
@@ -86,7 +167,6 @@ class HybridRetriever(BaseRetriever):
             else None
         )
         self._paper_of_row = np.array([c.paper_id for c in chunks])
-        self._lock = threading.Lock()
 
     def _dense(self, query: QueryBundle, paper_ids: list[str] | None) -> list[NodeWithScore]:
         filters = None
@@ -138,16 +218,27 @@ class HybridRetriever(BaseRetriever):
     def passages(
         self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None, mode: str = "hybrid"
     ) -> list[Passage]:
-        """The best chunk of each of the top papers, in rank order."""
+        """The top papers in rank order, each with its abstract's sentences that bear on the question."""
         k = top_k or self.settings.top_k
-        best: dict[str, Passage] = {}
+        ranked: dict[str, Hit] = {}
         dense_of: dict[str, float] = {}
         for hit in self.hits(question, paper_ids, mode):
             pid = str(hit.node.metadata["paper_id"])
             dense_of[pid] = max(dense_of.get(pid, 0.0), hit.dense)
-            if pid not in best:
-                best[pid] = Passage(
-                    paper_id=pid, title=str(hit.node.metadata["title"]), text=hit.node.get_content(), score=hit.fused
-                )
-        ranked = list(best.values())[:k]
-        return [p.model_copy(update={"dense_score": dense_of[p.paper_id]}) for p in ranked]
+            ranked.setdefault(pid, hit)
+        top = [pid for pid in ranked if pid in self.papers][:k]
+        if not top:
+            return []
+        question_vector = self.sentences.embedder.embed([question])[0]
+        return [
+            Passage(
+                paper_id=pid,
+                title=self.papers[pid].title,
+                text=self.sentences.select(
+                    self.papers[pid], question, question_vector, self.settings.passage_tokens * (2 if rank == 0 else 1)
+                ),
+                score=ranked[pid].fused,
+                dense_score=dense_of[pid],
+            )
+            for rank, pid in enumerate(top)
+        ]

@@ -1,0 +1,32 @@
+# paper-assistant: `make start` installs and starts the assistant; `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export ORT_DISABLE_TELEMETRY := 1
+export HF_HUB_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+export GRADIO_ANALYTICS_ENABLED := False
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install start test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@echo "installing paper-assistant (the first time this builds llama-cpp-python: a few minutes)" >&2
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+start: install
+	$(BIN)/paper-assistant chat
+
+test: install
+	$(BIN)/python -m pytest -ra
+
+lint: install
+	$(BIN)/ruff check assistant tests evals
+
+clean:
+	rm -rf $(VENV) .test-cache

@@ -1,0 +1,48 @@
+"""Shared fixtures. Unit tests use the fakes in tests/fakes.py; end-to-end tests use the real parts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.config import BUNDLED_SEEDS, Settings
+
+SEED_FILE = next(BUNDLED_SEEDS.glob("*.txt"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_cache() -> Path:
+    """Model and index caches reused across test runs (the joined GGUF is 1 GB)."""
+    root = Path(os.environ.get("PAPER_ASSISTANT_TEST_CACHE", REPO / ".test-cache"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a private data folder."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The real packaged model, joined and verified once."""
+    from assistant.modelfile import ensure_model
+
+    return ensure_model(shared_cache() / "models")
+
+
+@pytest.fixture(scope="session")
+def seed_settings(model_path: Path) -> Settings:
+    """Settings over a real Chroma index of the bundled seeds, kept between runs (ingest is incremental)."""
+    return Settings(data_dir=shared_cache() / "seed-index", llm={"model_path": model_path})
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(seed_settings: Settings):  # type: ignore[no-untyped-def]
+    """The real assistant: real Chroma, real embedder, real local model."""
+    from assistant import Assistant
+
+    return Assistant.from_settings(seed_settings)

@@ -1,0 +1,52 @@
+"""Prompts, question checks, packing, and the orchestrator with fake parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.answering import REFUSAL, Prompts, build_messages, clean_question, load_prompt, pack
+from assistant.errors import InputError
+from assistant.types import Passage
+
+
+def test_prompts_load_and_never_offer_the_model_the_refusal_phrase() -> None:
+    prompts = Prompts.load()
+    assert REFUSAL not in prompts.system + prompts.user and "[2]" in prompts.system
+
+
+def test_a_prompt_with_wrong_variables_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("Hello {name} and {other}", encoding="utf-8")
+    with pytest.raises(InputError, match="uses variables"):
+        load_prompt("p", {"name"}, tmp_path)
+    with pytest.raises(InputError, match="missing"):
+        load_prompt("absent", set(), tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01", None, 42])
+def test_empty_or_non_text_questions_are_refused(bad: object) -> None:
+    with pytest.raises(InputError):
+        clean_question(bad, 100)
+
+
+def test_long_question_is_refused_with_the_limit() -> None:
+    with pytest.raises(InputError, match="at most 10 tokens"):
+        clean_question("word " * 50, 10)
+
+
+def test_control_characters_are_removed() -> None:
+    assert clean_question("What\x00 is\x1b PARSeq?", 100) == "What  is  PARSeq?"
+
+
+def test_pack_respects_the_budget_but_keeps_one() -> None:
+    ps = [Passage(paper_id=str(i), title="T", text="word " * 100, score=1.0) for i in range(5)]
+    assert len(pack(ps, 250)) == 2
+    assert len(pack(ps, 10)) == 1
+
+
+def test_messages_number_passages_and_neutralise_bracket_numbers_in_abstracts() -> None:
+    ps = [Passage(paper_id="a", title="Alpha", text="As shown in [3], it works.", score=1.0)]
+    system, user = build_messages(Prompts.load(), "Does it work?", ps)
+    assert system["role"] == "system" and "[1] Title: Alpha" in user["content"]
+    assert "[3]" not in user["content"] and "Question: Does it work?" in user["content"]

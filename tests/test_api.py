@@ -1,0 +1,61 @@
+"""The orchestrator with fake parts: abstention on weak evidence, streaming, timings, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering import REFUSAL
+from assistant.api import Assistant
+from assistant.config import Settings
+from assistant.corpus import make_paper
+from assistant.errors import InputError
+from tests.fakes import HashEmbedder, QueueChat
+
+PAPERS = [
+    make_paper("Graph networks for molecules", "We predict molecule properties with graph networks, reaching 0.91 AUC.", "t:1"),
+    make_paper("Speech pre-training", "We pre-train speech encoders and cut word error rate by 12.5% on LibriSpeech.", "t:2"),
+]
+
+
+@pytest.fixture
+def make(settings: Settings):  # type: ignore[no-untyped-def]
+    def build(replies: list[str]) -> tuple[Assistant, QueueChat]:
+        chat = QueueChat(replies)
+        tuned = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_dense_score": 0.2})})
+        assistant = Assistant(tuned, chat_model=chat, embedder=HashEmbedder())
+        assistant.store.ingest(PAPERS)
+        assistant._reload()
+        return assistant, chat
+
+    return build
+
+
+def test_answer_cites_titles_and_reports_timings(make) -> None:  # type: ignore[no-untyped-def]
+    assistant, chat = make(["Speech encoder pre-training cuts word error rate by 12.5% on LibriSpeech [1]."])
+    answer = assistant.ask("How much does speech pre-training cut word error rate?")
+    assert not answer.abstained and [c.title for c in answer.citations] == ["Speech pre-training"]
+    assert {"retrieve", "first_token", "generate", "ground", "total"} <= set(answer.timings_ms)
+    assert answer.index_fingerprint == assistant.fingerprint and answer.model == "queue-chat"
+    assert answer.passages[0].title == "Speech pre-training"
+    assert "Question: How much does speech pre-training cut word error rate?" in chat.seen[0][1]["content"]
+
+
+def test_weak_evidence_abstains_without_calling_the_model(make) -> None:  # type: ignore[no-untyped-def]
+    assistant, chat = make([])
+    answer = assistant.ask("best lasagne recipe with basil")
+    assert answer.abstained and answer.answer == REFUSAL and chat.seen == []
+
+
+def test_stream_yields_tokens_then_the_answer(make) -> None:  # type: ignore[no-untyped-def]
+    assistant, _ = make(["Graph networks predict molecule properties with 0.91 AUC [1]."])
+    events = list(assistant.ask_stream("What AUC do graph networks reach on molecule properties?"))
+    assert [e.kind for e in events[:-1]] == ["token"] * (len(events) - 1) and events[-1].kind == "answer"
+    assert "".join(e.text for e in events[:-1]).startswith("Graph networks")
+
+
+def test_paper_filter_restricts_retrieval_and_unknown_ids_are_refused(make) -> None:  # type: ignore[no-untyped-def]
+    assistant, _ = make([])
+    speech = PAPERS[1].id
+    assert [p.paper_id for p in assistant.retrieve("graph networks molecules", paper_ids=[speech])] == [speech]
+    with pytest.raises(InputError, match="unknown paper id"):
+        assistant.retrieve("graphs", paper_ids=["nope"])

@@ -1,0 +1,127 @@
+"""Grounding: keys resolved to titles, invented keys dropped, claims checked, abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering import REFUSAL
+from assistant.corpus import make_paper
+from assistant.grounding import (
+    SupportChecker,
+    combine,
+    ground,
+    is_refusal,
+    missing_facts,
+    numbers_in,
+    split_claims,
+    strip_keys,
+)
+from assistant.retrieval import SentenceIndex
+from assistant.types import Draft, Passage
+from tests.fakes import HashEmbedder
+
+PARSEQ = make_paper(
+    "Scene Text Recognition with Permuted Autoregressive Sequence Models",
+    "Our method, PARSeq, learns an ensemble of internal AR LMs with shared weights. "
+    "Using synthetic training data, PARSeq achieves state-of-the-art results in STR benchmarks (91.9% accuracy). "
+    "It establishes new SOTA results (96.0% accuracy) when trained on real data.",
+    "seed:5",
+)
+KN = make_paper(
+    "One Billion Word Benchmark",
+    "We propose a new benchmark corpus for language modeling with almost one billion words. "
+    "An unpruned Kneser-Ney 5-gram model achieves perplexity 67.6 on this benchmark.",
+    "seed:7",
+)
+PAPERS = {p.id: p for p in (PARSEQ, KN)}
+PASSAGES = [Passage(paper_id=p.id, title=p.title, text=p.abstract, score=0.1, dense_score=0.6) for p in (PARSEQ, KN)]
+
+
+def run(text: str, drop: bool = True):  # type: ignore[no-untyped-def]
+    draft = Draft(text=text, passages=PASSAGES, model="fake")
+    return ground(draft, PAPERS, SupportChecker(SentenceIndex(HashEmbedder())), min_support=0.5, drop_unsupported=drop)
+
+
+def test_supported_claim_cites_the_right_title_with_quote() -> None:
+    answer = run("PARSeq achieves 96.0% accuracy when trained on real data [1].")
+    assert not answer.abstained
+    (citation,) = answer.citations
+    assert citation.title == PARSEQ.title and citation.key == "1"
+    assert "96.0%" in citation.quote
+    assert answer.answer == "PARSeq achieves 96.0% accuracy when trained on real data [1]."
+
+
+def test_invented_keys_never_become_citations() -> None:
+    answer = run("PARSeq achieves 96.0% accuracy when trained on real data [7][1].")
+    assert [c.title for c in answer.citations] == [PARSEQ.title]
+    assert "[7]" not in answer.answer
+
+
+def test_only_invented_keys_and_unsupported_text_abstains() -> None:
+    answer = run("The method was invented in 1850 by pirates [9].")
+    assert answer.abstained and answer.answer == REFUSAL and not answer.citations
+
+
+def test_keys_are_renumbered_by_first_use() -> None:
+    answer = run(
+        "A Kneser-Ney 5-gram model reaches perplexity 67.6 on the benchmark [2]. "
+        "PARSeq reaches 91.9% accuracy with synthetic training data [1]."
+    )
+    assert [(c.key, c.title) for c in answer.citations] == [("1", KN.title), ("2", PARSEQ.title)]
+    assert answer.answer.index("[1]") < answer.answer.index("[2]")
+
+
+def test_altered_number_is_unsupported_and_removed() -> None:
+    answer = run("PARSeq achieves 96.0% accuracy on real data [1]. PARSeq reaches 99.5% accuracy on synthetic data [1].")
+    assert [c.supported for c in answer.claims] == [True, False]
+    assert "99.5" not in answer.answer
+
+
+def test_unsupported_claims_are_kept_but_flagged_when_dropping_is_off() -> None:
+    answer = run("PARSeq achieves 96.0% accuracy on real data [1]. PARSeq reaches 99.5% accuracy [1].", drop=False)
+    assert "99.5" in answer.answer and answer.claims[1].supported is False
+
+
+def test_wrong_citation_moves_to_the_supporting_abstract() -> None:
+    answer = run("An unpruned Kneser-Ney 5-gram model achieves perplexity 67.6 on this benchmark [1].")
+    assert [c.title for c in answer.citations] == [KN.title]
+
+
+def test_sentences_saying_the_abstracts_are_silent_are_not_answers() -> None:
+    answer = run("The abstracts do not mention the accuracy of PARSeq on CIFAR-10 [1].")
+    assert answer.abstained and answer.claims[0].supported is False
+
+
+def test_refusal_phrase_abstains() -> None:
+    assert run(REFUSAL).abstained
+    assert is_refusal("  [1] ")
+
+
+def test_split_claims_attaches_leading_markers_to_previous_sentence() -> None:
+    assert split_claims("First claim. [1][2] Second claim [3].") == [("First claim.", [1, 2]), ("Second claim [3].", [3])]
+    assert split_claims("Both [1, 2]. Word [Source 3].") == [("Both [1, 2].", [1, 2]), ("Word [Source 3].", [3])]
+
+
+@pytest.mark.parametrize(
+    ("claim", "evidence", "missing"),
+    [
+        ("reaches 91.9% accuracy", "achieves 91.9% accuracy", set()),
+        ("reaches 19.9% accuracy", "achieves 91.9% accuracy", {"19.9"}),
+        ("uses 1,000 GPUs", "uses 1000 GPUs", set()),
+        ("PARSeq wins", "our method parseq wins", set()),
+        ("GPT-4 wins", "our method wins", {"gpt-4"}),
+    ],
+)
+def test_missing_facts(claim: str, evidence: str, missing: set[str]) -> None:
+    assert missing_facts(claim, evidence) == missing
+
+
+def test_combine_is_zero_with_a_missing_fact_and_bounded() -> None:
+    assert combine(0.9, 1.0, {"42"}) == 0.0
+    assert combine(1.0, 1.0, set()) == 1.0
+    assert combine(0.0, 0.0, set()) == 0.0
+
+
+def test_helpers() -> None:
+    assert numbers_in("in 2024, 3.5x and 1,200 items") == {"2024", "3.5", "1200"}
+    assert strip_keys("Fact [1][2] here [3].") == "Fact here."
