@@ -1,0 +1,502 @@
+"""The Gradio chat UI over Assistant: streamed answers, a sources panel, follow-ups, paper filter, feedback.
+
+`build_ui(runtime)` returns the Blocks; `mount_ui(app, runtime)` mounts them at `/` of the FastAPI
+app with the page's CSS and click script. Every piece of corpus, question and answer text is
+HTML-escaped, and markdown punctuation entity-encoded, before it reaches the page, so an abstract
+holding `<script>` or a markdown link shows as plain text. Thumbs up/down go to
+<data_dir>/feedback.jsonl. Does not answer questions (Assistant does) nor serve the API (server.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import re
+import sys
+import threading
+import traceback
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+from fastapi import FastAPI
+
+from .errors import AssistantError, BackendUnavailable, InputError, ModelError, StoreError
+from .server import API_PREFIX, CitedPaper, Runtime, Turn, rewrite_followup, stream_events
+from .types import Answer, Paper
+
+if TYPE_CHECKING:
+    from .api import Assistant
+
+FEEDBACK_FILE = "feedback.jsonl"
+EXAMPLE_QUESTIONS = (
+    "How many distinct text domains does the Paloma benchmark use to measure language model fit?",
+    "Which models were used to generate the TinyStories dataset?",
+    "What perplexity does the Kneser-Ney 5-gram baseline reach on the One Billion Word Benchmark?",
+)
+Message = dict[str, Any]
+SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
+SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace")
+
+# Markdown punctuation as numeric entities: after html.escape nothing can open a tag, and with these
+# nothing can form a link, emphasis, code span or LaTeX either. '#', '&' and ';' stay: entities use them.
+_MD_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "[]()*_`\\{}$~|!"})
+_KEY = re.compile(r"\[(\d+)\]")
+_LINE_BREAK = re.compile(r"\r\n?|[\n\v\f\x85\u2028\u2029]")
+
+
+def escape(text: str) -> str:
+    """`text` safe to place in the chat's markdown or in HTML: no tags, links or markup survive.
+
+    Every line break becomes <br>, so the text can never end the one-line HTML block it sits in
+    (after which markdown, and its autolinking, would apply).
+    """
+    return _LINE_BREAK.sub("<br>", html.escape(text, quote=True).translate(_MD_ENTITIES))
+
+
+def _block(css_class: str, inner: str) -> str:
+    # One line, starting with <div: markdown treats it as a raw HTML block and parses nothing inside.
+    return f'<div class="{css_class}">{inner}</div>'
+
+
+# --------------------------------------------------------------------------- chat messages
+
+
+def user_message(question: str) -> Message:
+    """The user's question as a chat message."""
+    return {"role": "user", "content": _block("pa-q", escape(question))}
+
+
+def _rewrite_note(question: str, standalone: str) -> str:
+    if standalone == question.strip():
+        return ""
+    return f'<div class="pa-note">Searched as: “{escape(standalone)}”</div>'
+
+
+def pending_message(question: str, standalone: str) -> Message:
+    """The assistant's placeholder while retrieving and waiting for the model."""
+    inner = _rewrite_note(question, standalone) + '<span class="pa-wait">Searching the papers…</span>'
+    return {"role": "assistant", "content": _block("pa-answer pa-streaming", inner)}
+
+
+def streaming_message(question: str, standalone: str, text: str) -> Message:
+    """The assistant's message while tokens arrive."""
+    inner = _rewrite_note(question, standalone) + escape(text) + '<span class="pa-cursor">▍</span>'
+    return {"role": "assistant", "content": _block("pa-answer pa-streaming", inner)}
+
+
+def link_citations(text: str, turn: int, keys: set[str]) -> str:
+    """Escaped answer text whose [n] markers are links to the sources panel entries of this turn."""
+    out: list[str] = []
+    last = 0
+    for match in _KEY.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        key = match.group(1)
+        if key in keys:
+            out.append(f'<a class="pa-cite" href="#pa-src-{turn}-{key}" title="Show source {key}">&#91;{key}&#93;</a>')
+        else:
+            out.append(escape(match.group(0)))
+        last = match.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
+def answer_message(question: str, standalone: str, answer: Answer, turn: int, drop_unsupported: bool) -> Message:
+    """The final assistant message: answer text with citation links and a note on unsupported claims."""
+    keys = {c.key for c in answer.citations}
+    body = link_citations(answer.answer, turn, keys)
+    inner = _rewrite_note(question, standalone) + f'<div class="pa-text">{body}</div>'
+    if answer.citations:
+        refs = "".join(
+            f'<div><a class="pa-cite" href="#pa-src-{turn}-{escape(c.key)}">&#91;{escape(c.key)}&#93;</a> '
+            f"{escape(c.title)}</div>"
+            for c in answer.citations
+        )
+        inner += f'<div class="pa-refs">{refs}</div>'
+    if answer.abstained:
+        inner += '<div class="pa-note">No cited answer; the retrieved papers are listed under Sources.</div>'
+    unsupported = [c for c in answer.claims if not c.supported]
+    if unsupported and not answer.abstained:
+        what = "left out of this answer" if drop_unsupported else "marked in Sources"
+        n = len(unsupported)
+        inner += (f'<div class="pa-warn">⚠ {n} claim{"s" if n > 1 else ""} not supported by the cited '
+                  f'abstracts {"were" if n > 1 else "was"} {what}; see Sources.</div>')
+    return {"role": "assistant", "content": _block("pa-answer", inner)}
+
+
+def error_message(exc: BaseException) -> Message:
+    """An error as a chat message, in words, without a traceback."""
+    if isinstance(exc, InputError):
+        text = f"I can't take that question: {exc}"
+    elif isinstance(exc, BackendUnavailable):
+        text = f"The language model backend is unreachable: {exc}"
+    elif isinstance(exc, ModelError):
+        text = f"The language model is not available: {exc}"
+    elif isinstance(exc, StoreError):
+        text = f"The paper index is not available: {exc}"
+    elif isinstance(exc, AssistantError):
+        text = f"Something went wrong: {exc}"
+    else:
+        text = "Something went wrong while answering; the server log has the details. Try again."
+    return {"role": "assistant", "content": _block("pa-answer pa-error", "⚠ " + escape(text))}
+
+
+# --------------------------------------------------------------------------- sources panel
+
+EMPTY_SOURCES = _block(
+    "pa-sources pa-empty",
+    "<h3>Sources</h3><p>Ask a question: the papers an answer cites appear here, with the supporting "
+    "sentence highlighted in each abstract.</p>",
+)
+
+
+def highlight(abstract: str, quote: str) -> str:
+    """The escaped abstract with the supporting sentence marked (or the quote shown apart if not found)."""
+    quote = quote.strip()
+    at = abstract.find(quote) if quote else -1
+    if at < 0:
+        shown = escape(abstract)
+        return shown + (f'<div class="pa-quote">Supporting sentence: <mark>{escape(quote)}</mark></div>' if quote else "")
+    end = at + len(quote)
+    return f"{escape(abstract[:at])}<mark>{escape(abstract[at:end])}</mark>{escape(abstract[end:])}"
+
+
+_KEYWORD_MATCH = '<span class="pa-score">keyword match</span>'
+
+
+def _score(label: str, value: float) -> str:
+    return f'<span class="pa-score">{label} {value:.2f}</span>'
+
+
+def turn_sources(turn: int, entry: dict[str, Any], papers: dict[str, Paper], drop_unsupported: bool, latest: bool) -> str:
+    """The sources of one answered turn: cited papers, checked claims, and retrieved-but-uncited papers."""
+    answer = Answer.model_validate(entry["answer"])
+    parts = [f'<summary><span class="pa-turn-no">Q{turn + 1}</span> {escape(entry["question"])}</summary>']
+    if answer.citations:
+        parts.append("<h4>Cited papers</h4>")
+        for c in answer.citations:
+            paper = papers.get(c.paper_id)
+            abstract = highlight(paper.raw_abstract, c.quote) if paper else escape(c.quote)
+            parts.append(
+                f'<div class="pa-source" id="pa-src-{turn}-{escape(c.key)}">'
+                f'<div class="pa-source-head"><span class="pa-key">&#91;{escape(c.key)}&#93;</span> '
+                f'<span class="pa-title">{escape(c.title)}</span> {_score("support", c.support)}</div>'
+                f'<div class="pa-abstract">{abstract}</div></div>'
+            )
+    if answer.claims:
+        items = []
+        for claim in answer.claims:
+            keys = "".join(f"&#91;{escape(k)}&#93;" for k in claim.citations)
+            if claim.supported:
+                items.append(f'<li class="pa-claim pa-supported"><span class="pa-flag">✓ supported</span> '
+                             f'{escape(claim.text)} {keys} {_score("support", claim.support)}</li>')
+            else:
+                fate = " (left out of the answer)" if drop_unsupported else ""
+                items.append(f'<li class="pa-claim pa-unsupported"><span class="pa-flag">✗ unsupported{fate}</span> '
+                             f'{escape(claim.text)} {_score("support", claim.support)}</li>')
+        parts.append(f'<h4>Claims checked</h4><ul class="pa-claims">{"".join(items)}</ul>')
+    cited = {c.paper_id for c in answer.citations}
+    uncited = [p for p in answer.passages if p.paper_id not in cited]
+    if uncited:
+        parts.append("<h4>Retrieved, not cited</h4>")
+        for p in uncited:
+            paper = papers.get(p.paper_id)
+            abstract = escape(paper.raw_abstract if paper else p.text)
+            parts.append(
+                f'<details class="pa-uncited"><summary><span class="pa-title">{escape(p.title)}</span> '
+                f'{_score("similarity", p.dense_score) if p.dense_score > 0 else _KEYWORD_MATCH}</summary>'
+                f'<div class="pa-abstract">{abstract}</div></details>'
+            )
+    if not answer.passages:
+        parts.append("<p>No paper matched this question.</p>")
+    return f'<details class="pa-turn" id="pa-turn-{turn}"{" open" if latest else ""}>{"".join(parts)}</details>'
+
+
+def sources_html(turns: list[dict[str, Any]], papers: dict[str, Paper], drop_unsupported: bool) -> str:
+    """The sources panel: every answered turn, the latest first and open."""
+    answered = [(i, t) for i, t in enumerate(turns) if t.get("answer")]
+    if not answered:
+        return EMPTY_SOURCES
+    latest = answered[-1][0]
+    sections = [turn_sources(i, t, papers, drop_unsupported, i == latest) for i, t in reversed(answered)]
+    return _block("pa-sources", "<h3>Sources</h3>" + "".join(sections))
+
+
+# --------------------------------------------------------------------------- conversation state
+
+
+def history_of(turns: list[dict[str, Any]]) -> list[Turn]:
+    """The answered turns as follow-up context."""
+    out = []
+    for t in turns:
+        if t.get("answer"):
+            a = t["answer"]
+            out.append(Turn(question=t["standalone"], answer=a["answer"],
+                            citations=[CitedPaper(title=c["title"], paper_id=c["paper_id"]) for c in a["citations"]]))
+    return out
+
+
+class FeedbackLog:
+    """Appends one JSON line per thumbs up/down to <data_dir>/feedback.jsonl."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Append `record` with a UTC timestamp."""
+        line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), **record},
+                          ensure_ascii=False)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+
+def feedback_record(liked: bool | str, message_index: int, chat: list[Message], turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a thumbs up/down is about: the turn of the rated assistant message."""
+    turn_no = sum(1 for m in chat[:message_index] if m.get("role") == "assistant")
+    entry = turns[turn_no] if turn_no < len(turns) else {}
+    answer = entry.get("answer") or {}
+    rating = "up" if liked is True else "down" if liked is False else str(liked)
+    return {
+        "rating": rating,
+        "question": entry.get("question", ""),
+        "standalone_question": entry.get("standalone", ""),
+        "answer": answer.get("answer", ""),
+        "abstained": answer.get("abstained"),
+        "citations": [{"key": c["key"], "paper_id": c["paper_id"], "title": c["title"]}
+                      for c in answer.get("citations", [])],
+        "error": entry.get("error"),
+        "model": answer.get("model", ""),
+        "index_fingerprint": answer.get("index_fingerprint", ""),
+    }
+
+
+# --------------------------------------------------------------------------- the app
+
+CSS = """
+.pa-answer mark, .pa-abstract mark { background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 2px; }
+.pa-note { font-size: 0.85em; opacity: 0.75; margin-bottom: 4px; }
+.pa-refs { margin-top: 6px; font-size: 0.85em; opacity: 0.85; }
+.pa-warn { margin-top: 6px; font-size: 0.9em; color: #9a3412; }
+.pa-error { color: #b91c1c; }
+.pa-cursor { animation: pa-blink 1s steps(1) infinite; opacity: 0.6; }
+@keyframes pa-blink { 50% { opacity: 0; } }
+a.pa-cite { text-decoration: none; font-weight: 600; color: #2563eb; cursor: pointer; }
+.pa-sources h3 { margin: 0 0 8px 0; }
+.pa-sources h4 { margin: 10px 0 4px 0; font-size: 0.9em; text-transform: uppercase; letter-spacing: 0.03em; opacity: 0.8; }
+.pa-turn { border: 1px solid var(--border-color-primary, #e5e7eb); border-radius: 8px; padding: 6px 10px; margin-bottom: 8px; }
+.pa-turn > summary { cursor: pointer; font-weight: 600; }
+.pa-turn-no { display: inline-block; min-width: 2em; opacity: 0.6; }
+.pa-source { border-left: 3px solid #2563eb; padding: 4px 8px; margin: 6px 0; border-radius: 4px; transition: background 0.4s; }
+.pa-source.pa-focus { background: rgba(37, 99, 235, 0.12); }
+.pa-source-head { margin-bottom: 4px; }
+.pa-key { font-weight: 700; color: #2563eb; }
+.pa-title { font-weight: 600; }
+.pa-score { font-size: 0.8em; opacity: 0.7; white-space: nowrap; margin-left: 4px; }
+.pa-abstract { font-size: 0.9em; line-height: 1.45; }
+.pa-claims { padding-left: 1.1em; margin: 0; }
+.pa-claim { margin: 3px 0; font-size: 0.9em; }
+.pa-flag { font-weight: 600; font-size: 0.85em; margin-right: 4px; }
+.pa-supported .pa-flag { color: #15803d; }
+.pa-unsupported { text-decoration: line-through; text-decoration-color: rgba(185, 28, 28, 0.6); }
+.pa-unsupported .pa-flag { color: #b91c1c; text-decoration: none; display: inline-block; }
+.pa-uncited { margin: 4px 0; font-size: 0.9em; }
+.pa-uncited > summary { cursor: pointer; }
+"""
+
+# Citation links jump to their source: open the turn's section, scroll to the paper, flash it.
+# Capture phase and preventDefault, so the chat's own link handling never opens a new tab.
+HEAD = """
+<script>
+document.addEventListener("click", function (event) {
+  var link = event.target && event.target.closest ? event.target.closest("a.pa-cite") : null;
+  if (!link) return;
+  event.preventDefault();
+  event.stopPropagation();
+  var id = (link.getAttribute("href") || "").replace(/^#/, "");
+  var target = document.getElementById(id);
+  if (!target) return;
+  var section = target.closest("details");
+  if (section) section.open = true;
+  target.scrollIntoView({behavior: "smooth", block: "center"});
+  document.querySelectorAll(".pa-source.pa-focus").forEach(function (el) { el.classList.remove("pa-focus"); });
+  target.classList.add("pa-focus");
+}, true);
+</script>
+"""
+
+# Copies the latest answer as a person reads it: the text with [n] markers, then the cited titles.
+COPY_JS = """
+() => {
+  const answers = document.querySelectorAll("#pa-chat .pa-answer:not(.pa-streaming):not(.pa-error)");
+  const last = answers.length ? answers[answers.length - 1] : null;
+  if (!last) return [];
+  const part = (selector) => { const el = last.querySelector(selector); return el ? el.innerText.trim() : ""; };
+  const text = [part(".pa-text"), part(".pa-refs")].filter(Boolean).join("\\n\\n");
+  if (text && navigator.clipboard) navigator.clipboard.writeText(text);
+  return [];
+}
+"""
+
+
+def _paper_choices(assistant: Assistant) -> list[tuple[str, str]]:
+    return sorted(((p.title, p.id) for p in assistant.papers.values()), key=lambda c: c[0].lower())
+
+
+def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) -> gr.Blocks:
+    """The chat UI: conversation and question box on the left, sources panel on the right."""
+    assistant = runtime.assistant
+    drop_unsupported = assistant.settings.drop_unsupported_claims
+    feedback = FeedbackLog(assistant.settings.data_dir / FEEDBACK_FILE)
+
+    with gr.Blocks(title="Paper assistant", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        gr.Markdown(
+            f"### Paper assistant\nAsks the indexed abstracts ({len(assistant.papers)} papers) and cites the "
+            f"papers it used. The HTTP API is at `{API_PREFIX}` ([docs](/docs))."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chatbot = gr.Chatbot(
+                    label="Conversation",
+                    elem_id="pa-chat",
+                    height=560,
+                    examples=[{"text": q} for q in examples],
+                    placeholder="Ask about the papers, or pick an example below.",
+                    buttons=[],  # "Copy answer" copies plain text; the built-in buttons would copy markup
+                    feedback_options=("Like", "Dislike"),
+                    latex_delimiters=[],
+                    sanitize_html=True,
+                    render_markdown=True,
+                    layout="bubble",
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        show_label=False, placeholder="Ask a question about the papers…", elem_id="pa-question",
+                        scale=6, lines=1, max_lines=4, autofocus=True, container=False,
+                    )
+                    ask = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="pa-ask")
+                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=70, elem_id="pa-stop")
+                with gr.Row():
+                    copy = gr.Button("Copy answer", size="sm", elem_id="pa-copy")
+                    clear = gr.Button("Clear chat", size="sm", elem_id="pa-clear")
+                papers = gr.Dropdown(
+                    choices=_paper_choices(assistant),
+                    value=[],
+                    multiselect=True,
+                    label="Search only these papers",
+                    info="Leave empty to search every paper.",
+                    elem_id="pa-papers",
+                )
+            with gr.Column(scale=2, min_width=320):
+                sources = gr.HTML(EMPTY_SOURCES, elem_id="pa-sources", js_on_load=None, padding=True, max_height=760)
+
+        async def respond(
+            message: str, chat: list[Message], state: list[dict[str, Any]], paper_ids: list[str] | None
+        ) -> AsyncIterator[tuple[Any, Any, Any, Any]]:
+            text = (message or "").strip()
+            if not text:
+                yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                return
+            chat, state = list(chat or []), list(state or [])
+            standalone = rewrite_followup(text, history_of(state))
+            turn = len(state)
+            state.append({"question": text, "standalone": standalone, "answer": None, "error": None})
+            chat += [user_message(text), pending_message(text, standalone)]
+            yield chat, "", gr.skip(), state
+            streamed = ""
+            try:
+                events = assistant.ask_stream(standalone, paper_ids=list(paper_ids or []) or None)
+                async for event in stream_events(events):
+                    if event.kind == "token":
+                        streamed += event.text
+                        chat[-1] = streaming_message(text, standalone, streamed)
+                        yield chat, gr.skip(), gr.skip(), gr.skip()
+                    elif event.answer is not None:
+                        runtime.record(answer=event.answer)
+                        state[turn] = {**state[turn], "answer": event.answer.model_dump(mode="json")}
+                        chat[-1] = answer_message(text, standalone, event.answer, turn, drop_unsupported)
+                        yield chat, gr.skip(), sources_html(state, assistant.papers, drop_unsupported), state
+            except AssistantError as exc:
+                runtime.record(exc)
+                state[turn] = {**state[turn], "error": str(exc)}
+                chat[-1] = error_message(exc)
+                yield chat, gr.skip(), gr.skip(), state
+            except Exception as exc:  # noqa: BLE001 - the chat shows a message, the log the traceback
+                traceback.print_exception(exc, file=sys.stderr)
+                state[turn] = {**state[turn], "error": "internal error"}
+                chat[-1] = error_message(exc)
+                yield chat, gr.skip(), gr.skip(), state
+
+        def stopped(chat: list[Message]) -> list[Message]:
+            chat = list(chat or [])
+            if chat and chat[-1].get("role") == "assistant":
+                content = _message_text(chat[-1])
+                if "pa-streaming" in content:
+                    chat[-1] = {"role": "assistant", "content": content.replace("pa-streaming", "pa-stopped", 1)
+                                .replace('<span class="pa-cursor">▍</span>', "")
+                                .replace('<span class="pa-wait">Searching the papers…</span>', "")
+                                .removesuffix("</div>") + '<div class="pa-note">Stopped.</div></div>'}
+            return chat
+
+        def on_like(data: gr.LikeData, chat: list[Message], state: list[dict[str, Any]]) -> None:
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            feedback.add(feedback_record(data.liked, index, chat, state))
+            gr.Info("Thanks, your feedback was saved.")
+
+        def on_example(evt: gr.SelectData) -> str:
+            return str(evt.value["text"]) if isinstance(evt.value, dict) else str(evt.value)
+
+        private: dict[str, Any] = {"api_visibility": "private"}
+        run = {"fn": respond, "inputs": [question, chatbot, turns, papers], "outputs": [chatbot, question, sources, turns],
+               "show_progress": "hidden", "concurrency_limit": None, **private}
+        submitted = question.submit(**run)
+        clicked = ask.click(**run)
+        example = chatbot.example_select(on_example, None, question, **private).then(**run)
+        stop.click(stopped, chatbot, chatbot, cancels=[submitted, clicked, example], queue=False, **private)
+        clear.click(lambda: ([], [], EMPTY_SOURCES, ""), None, [chatbot, turns, sources, question],
+                    cancels=[submitted, clicked, example], queue=False, **private)
+        chatbot.clear(lambda: ([], EMPTY_SOURCES), None, [turns, sources], cancels=[submitted, clicked, example],
+                      queue=False, **private)
+        copy.click(None, None, None, js=COPY_JS, **private)
+        chatbot.like(on_like, [chatbot, turns], None, queue=False, **private)
+    return demo
+
+
+def _message_text(message: Message) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
+    """Mount the chat UI at `/` of `app`; with an API key, the UI asks for it as the password."""
+    key = runtime.api_key
+
+    def check(username: str, password: str) -> bool:
+        return key is not None and hmac.compare_digest(password.encode(), key.encode())
+
+    return gr.mount_gradio_app(
+        app,
+        build_ui(runtime),
+        path="/",
+        css=CSS,
+        theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS),
+        head=HEAD,
+        auth=check if key else None,
+        auth_message="Enter any user name and the server's API key as the password." if key else None,
+        footer_links=["settings"],
+        run_history=False,
+        ssr_mode=False,
+        mcp_server=False,
+        show_error=False,
+    )
+
