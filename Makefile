@@ -8,7 +8,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install start test lint clean
+.PHONY: install start test lint clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,15 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 start: install
-	$(BIN)/paper-assistant chat
+	$(BIN)/paper-assistant serve
 
-test: install
+# The UI tests drive Debian's Chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the UI tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: install chromium
 	$(BIN)/python -m pytest -ra
 
 lint: install

@@ -20,6 +20,7 @@ from .config import Settings
 from .corpus import load_corpus
 from .errors import InputError
 from .grounding import SupportChecker, ground
+from .judging import Judge
 from .retrieval import HybridRetriever, SentenceIndex
 from .store import IngestReport, Store
 from .types import Answer, Draft, Paper, Passage
@@ -139,7 +140,14 @@ class Assistant:
         timings["generate"] = _ms(time.perf_counter() - gen_start)
         ground_start = time.perf_counter()
         draft = Draft(text="".join(pieces), passages=packed, model=model.name, usage=usage)
-        answer = ground(draft, self.papers, self.checker, self.settings.min_support, self.settings.drop_unsupported_claims)
+        verify = None
+        if self.settings.grounding_mode == "judge":
+            judge = Judge(model)
+            verify = lambda claim, paper: judge.judge(claim, paper).supported is not False  # noqa: E731
+        answer = ground(
+            draft, self.papers, self.checker, self.settings.min_support, self.settings.drop_unsupported_claims, verify,
+            question,
+        )
         timings["ground"] = _ms(time.perf_counter() - ground_start)
         timings["total"] = _ms(time.perf_counter() - started)
         final = answer.model_copy(

@@ -138,6 +138,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run the eval suite and write results.json + report.html; thresholds make it fail."""
+    from evals.runner import BASELINES, CI_SUBSET, run, write_results
+
+    baselines = tuple(b for b in (args.baseline or BASELINES) if b != "none")
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise InputError(f"unknown baseline {unknown[0]}; choose from {', '.join(BASELINES)} or none")
+    results = run(_settings(args), only=args.only, limit=args.limit, ids=CI_SUBSET if args.ci_subset else None,
+                  baselines=baselines, progress=not args.quiet)
+    path, html = write_results(results, Path(args.out))
+    ours = results["answers"]["ours"]["summary"]
+    print(json.dumps({"results": str(path), "report": str(html), "ours": {
+        k: ours[k] for k in ("answer_accuracy", "citation_precision", "citation_recall", "abstention_on_unanswerable",
+                             "false_abstention", "prompt_leaks")},
+        "retrieval_hit@5_single": results["retrieval"]["ours"]["summary"]["single"]["hit@5"],
+        "checker_balanced_accuracy": results["checker"]["balanced_accuracy"]}, indent=2))
+    failed = []
+    for rule in args.fail_under or []:
+        name, _, floor = rule.partition("=")
+        value = ours.get(name, results["checker"].get(name))
+        if value is None or value < float(floor):
+            failed.append(f"{name}={value} < {floor}")
+    if failed:
+        print("paper-assistant: eval below threshold: " + "; ".join(failed), file=sys.stderr)
+        return 3
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(Settings().model_dump_json(indent=2))
     return 0
@@ -178,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None,
                    help="bearer token the API requires (PAPER_ASSISTANT_API_KEY); needed off loopback")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("eval", help="run the eval suite; writes results.json and report.html")
+    p.add_argument("--limit", type=int, help="at most N questions of each kind")
+    p.add_argument("--only", choices=["single", "multi", "unanswerable", "adversarial"])
+    p.add_argument("--baseline", action="append", help="bm25, dense, citation_engine or none (repeatable)")
+    p.add_argument("--ci-subset", action="store_true", help="the fixed fast subset CI runs")
+    p.add_argument("--out", default="artifacts/eval", help="output folder")
+    p.add_argument("--fail-under", action="append", metavar="METRIC=VALUE", help="exit 3 if a metric of ours is lower")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.set_defaults(func=cmd_config)

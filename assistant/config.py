@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir, description="Index, model cache and feedback.")
     max_question_tokens: int = Field(256, ge=8, description="Longer questions are refused.")
     drop_unsupported_claims: bool = Field(True, description="Remove claims their cited abstract does not support.")
+    grounding_mode: Literal["checker", "judge"] = Field(
+        "checker", description="'judge' also asks the chat model to confirm each claim (slower, one call per claim)."
+    )
     min_support: float = Field(0.5, ge=0.0, le=1.0, description="Support score a claim needs to count as grounded.")
     corpus: CorpusSettings = Field(default_factory=CorpusSettings)
     chunking: ChunkSettings = Field(default_factory=ChunkSettings)

@@ -12,6 +12,7 @@ functions are pure; the embedder is passed in. Does not call the chat model.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,12 +56,17 @@ def lexical_support(claim: str, evidence: str) -> float:
     return len(words & content_words(evidence)) / len(words)
 
 
-def missing_facts(claim: str, evidence: str) -> set[str]:
-    """Numbers and named methods of the claim that the evidence never states."""
+def missing_facts(claim: str, evidence: str, question: str = "") -> set[str]:
+    """Numbers and named methods of the claim that the evidence never states.
+
+    A name the question itself used ("permutation-LM") is the user's wording, not a claim; a
+    number from the question still counts, so a false premise ("only 50%") is never confirmed.
+    """
     ev_numbers = numbers_in(evidence)
     ev_lower = evidence.lower()
+    asked = named_terms(question)
     missing = {n for n in numbers_in(claim) if n not in ev_numbers}
-    missing |= {t for t in named_terms(claim) if t not in ev_lower and t.replace("-", " ") not in ev_lower}
+    missing |= {t for t in named_terms(claim) - asked if t not in ev_lower and t.replace("-", " ") not in ev_lower}
     return missing
 
 
@@ -78,12 +84,12 @@ class SupportChecker:
     def __init__(self, sentences: SentenceIndex) -> None:
         self.sentences = sentences
 
-    def score(self, claim: str, claim_vector: np.ndarray, paper: Paper) -> tuple[float, str]:
+    def score(self, claim: str, claim_vector: np.ndarray, paper: Paper, question: str = "") -> tuple[float, str]:
         """(support, best quote) of `claim` by `paper`'s abstract."""
         ev = self.sentences.evidence(paper)
         cosines = ev.vectors @ claim_vector
         best = int(np.argmax(cosines[1:]) + 1) if len(cosines) > 1 else 0
-        support = combine(float(cosines.max()), lexical_support(claim, ev.full_text), missing_facts(claim, ev.full_text))
+        support = combine(float(cosines.max()), lexical_support(claim, ev.full_text), missing_facts(claim, ev.full_text, question))
         return support, ev.raw_sentences[best]
 
     def claim_vectors(self, claims: list[str]) -> np.ndarray:
@@ -112,13 +118,15 @@ def says_not_stated(claim: str) -> bool:
 def split_claims(text: str) -> list[tuple[str, list[int]]]:
     """Sentences of the draft, each with the integer keys it cites (in order, no repeats).
 
-    A run of markers that opens a sentence belongs to the sentence before it.
+    A run of markers that opens a sentence belongs to the sentence before it, unless it is the
+    sentence's subject ("[2] reports ...").
     """
     sentences = split_sentences(text.replace("\n", " "))
     claims: list[tuple[str, list[int]]] = []
     for sentence in sentences:
         lead = re.match(r"^((?:\s*\[[^\]]*\])+)\s*", sentence)
-        if lead and claims:
+        rest = sentence[lead.end() :] if lead else ""
+        if lead and claims and not rest[:1].islower():  # "[2] reports ..." keeps its subject
             prev_text, prev_keys = claims[-1]
             claims[-1] = (prev_text, prev_keys + [k for k in _keys(lead.group(1)) if k not in prev_keys])
             sentence = sentence[lead.end() :]
@@ -136,20 +144,41 @@ def _keys(text: str) -> list[int]:
     return keys
 
 
-def _with_markers(sentence: str, labels: list[str]) -> str:
-    body = strip_keys(sentence)
-    if not labels:
+def relabel(sentence: str, shown: dict[int, str], extra: list[str]) -> str:
+    """The sentence with each prompt key replaced in place by its shown label (or removed), and
+    `extra` labels (citations moved here) added before the final punctuation."""
+
+    def swap(match: re.Match[str]) -> str:
+        labels = dict.fromkeys(shown[int(k)] for k in re.findall(r"\d+", match.group(1)) if int(k) in shown)
+        return "".join(f"[{label}]" for label in labels)
+
+    body = re.sub(r"\s{2,}", " ", KEY_GROUP.sub(swap, sentence)).strip()
+    body = re.sub(r"\s+([.,;:!?])", r"\1", body)
+    missing = [label for label in extra if f"[{label}]" not in body]
+    if not missing:
         return body
-    marks = "".join(f"[{label}]" for label in labels)
+    marks = "".join(f"[{label}]" for label in missing)
     if body and body[-1] in ".!?":
         return f"{body[:-1]} {marks}{body[-1]}"
     return f"{body} {marks}"
 
 
+Verify = Callable[[str, Paper], bool]
+
+
 def ground(
-    draft: Draft, papers: dict[str, Paper], checker: SupportChecker, min_support: float, drop_unsupported: bool
+    draft: Draft,
+    papers: dict[str, Paper],
+    checker: SupportChecker,
+    min_support: float,
+    drop_unsupported: bool,
+    verify: Verify | None = None,
+    question: str = "",
 ) -> Answer:
-    """Resolve keys, check every claim, and build the Answer (abstaining if nothing is supported)."""
+    """Resolve keys, check every claim, and build the Answer (abstaining if nothing is supported).
+
+    `verify`, when given (the LLM judge), must also accept each (claim, paper) the checker accepts.
+    """
     passages = draft.passages
     base = Answer(question="", answer=REFUSAL, abstained=True, passages=passages, model=draft.model, usage=draft.usage)
     if is_refusal(draft.text):
@@ -166,14 +195,14 @@ def ground(
     shown: list[str] = []
     for (sentence, keys), text, vector in zip(parsed, texts, vectors):
         cited = [passages[k - 1].paper_id for k in keys if 1 <= k <= len(passages)]  # invented keys vanish here
-        scored = {pid: checker.score(text, vector, papers[pid]) for pid in dict.fromkeys(cited) if pid in papers}
-        kept = [pid for pid, (s, _) in scored.items() if s >= min_support]
+        scored = {pid: checker.score(text, vector, papers[pid], question) for pid in dict.fromkeys(cited) if pid in papers}
+        kept = [pid for pid, (s, _) in scored.items() if s >= min_support and (verify is None or verify(text, papers[pid]))]
         if says_not_stated(text):
             scored, kept = {}, []
         elif not kept:  # move the citation to a packed abstract that does support the claim, if any
-            alternatives = {p.id: checker.score(text, vector, p) for p in packed_papers if p.id not in scored}
+            alternatives = {p.id: checker.score(text, vector, p, question) for p in packed_papers if p.id not in scored}
             best = max(alternatives.items(), key=lambda kv: kv[1][0], default=None)
-            if best and best[1][0] >= min_support:
+            if best and best[1][0] >= min_support and (verify is None or verify(text, papers[best[0]])):
                 scored[best[0]] = best[1]
                 kept = [best[0]]
         support = max((scored[pid][0] for pid in kept), default=max((s for s, _ in scored.values()), default=0.0))
@@ -185,7 +214,9 @@ def ground(
         claim_labels = [labels[pid] for pid in kept]
         claims.append(Claim(text=text, citations=claim_labels, supported=supported, support=min(support, 1.0)))
         if supported or not drop_unsupported:
-            shown.append(_with_markers(sentence, claim_labels))
+            in_place = {k: labels[passages[k - 1].paper_id] for k in keys
+                        if 1 <= k <= len(passages) and passages[k - 1].paper_id in kept}
+            shown.append(relabel(sentence, in_place, claim_labels))
     if not any(c.supported for c in claims):
         return base.model_copy(update={"claims": claims})
     citations = [

@@ -125,3 +125,19 @@ def test_combine_is_zero_with_a_missing_fact_and_bounded() -> None:
 def test_helpers() -> None:
     assert numbers_in("in 2024, 3.5x and 1,200 items") == {"2024", "3.5", "1200"}
     assert strip_keys("Fact [1][2] here [3].") == "Fact here."
+
+
+def test_keys_are_relabelled_in_place_so_sentences_keep_their_subject() -> None:
+    answer = run("[2] reports perplexity 67.6 for a Kneser-Ney 5-gram model. [1] reaches 96.0% accuracy on real data.")
+    assert answer.answer.startswith("[1] reports perplexity 67.6") and "[2] reaches 96.0%" in answer.answer
+
+
+def test_names_from_the_question_are_the_users_words_but_numbers_are_not() -> None:
+    claim = "PARSeq with permutation-LM achieves 96.0% accuracy when trained on real data [1]."
+    checker = SupportChecker(SentenceIndex(HashEmbedder()))
+    draft = Draft(text=claim, passages=PASSAGES, model="fake")
+    plain = ground(draft, PAPERS, checker, 0.5, True)
+    asked = ground(draft, PAPERS, checker, 0.5, True, question="What does permutation-LM pre-training reach?")
+    assert plain.abstained and not asked.abstained
+    premise = Draft(text="PARSeq reaches only 50% accuracy [1].", passages=PASSAGES, model="fake")
+    assert ground(premise, PAPERS, checker, 0.5, True, question="Why does PARSeq reach only 50%?").abstained
