@@ -10,11 +10,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from .api import Assistant, StreamEvent  # noqa: E402
-from .answering import REFUSAL  # noqa: E402
-from .config import Settings  # noqa: E402
-from .errors import AssistantError  # noqa: E402
-from .types import Answer, Citation, Claim, Paper, Passage  # noqa: E402
+from .answering import REFUSAL
+from .api import Assistant, StreamEvent
+from .config import Settings
+from .errors import AssistantError
+from .types import Answer, Citation, Claim, Paper, Passage
 
 __all__ = [
     "REFUSAL",

@@ -143,7 +143,7 @@ class Assistant:
         verify = None
         if self.settings.grounding_mode == "judge":
             judge = Judge(model)
-            verify = lambda claim, paper: judge.judge(claim, paper).supported is not False  # noqa: E731
+            verify = lambda claim, paper: judge.judge(claim, paper).supported is not False
         answer = ground(
             draft, self.papers, self.checker, self.settings.min_support, self.settings.drop_unsupported_claims, verify,
             question,

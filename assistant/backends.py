@@ -158,6 +158,7 @@ class OpenAIChat:
         if not settings.base_url:
             raise ModelError("backend 'openai' needs a server; set PAPER_ASSISTANT_LLM__BASE_URL")
         self.name = settings.model
+        self._base_url = settings.base_url
         self._openai = openai
         self._client = openai.OpenAI(
             base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout_s, max_retries=2
@@ -165,8 +166,14 @@ class OpenAIChat:
         self._temperature = settings.temperature
 
     def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]:
-        """Stream from the server; connection failures become BackendUnavailable."""
+        """Stream from the server; connection failures become BackendUnavailable.
+
+        Servers that ignore `stream_options` (llama-cpp-python's does) send no usage; then the
+        completion is counted in streamed pieces, one token each on such servers, and the prompt
+        count is left out rather than guessed.
+        """
         usage: dict[str, int] = {}
+        pieces = 0
         try:
             response: Any = self._client.chat.completions.create(
                 model=self.name,
@@ -183,14 +190,17 @@ class OpenAIChat:
                         "completion_tokens": chunk.usage.completion_tokens,
                     }
                 if chunk.choices and chunk.choices[0].delta.content:
+                    pieces += 1
                     yield ChatPiece(text=chunk.choices[0].delta.content)
         except (self._openai.APIConnectionError, self._openai.APITimeoutError) as exc:
-            raise BackendUnavailable(f"chat server unreachable ({exc}); check PAPER_ASSISTANT_LLM__BASE_URL") from None
+            raise BackendUnavailable(
+                f"chat server at {self._base_url} unreachable ({exc}); check PAPER_ASSISTANT_LLM__BASE_URL"
+            ) from None
         except self._openai.APIStatusError as exc:
             raise BackendUnavailable(
                 f"chat server answered {exc.status_code}; check the model name and key settings"
             ) from None
-        yield ChatPiece(usage=usage)
+        yield ChatPiece(usage=usage or {"completion_tokens": pieces})
 
 
 def make_chat_model(settings: LLMSettings, model_cache_dir: Path) -> ChatModel:

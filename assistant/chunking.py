@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from .config import ChunkSettings
-from .text import encoding_for, count_tokens, split_sentences
+from .text import count_tokens, encoding_for, split_sentences
 from .types import Chunk, Paper
 
 

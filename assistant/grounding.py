@@ -21,7 +21,7 @@ from .retrieval import SentenceIndex
 from .text import content_words, split_sentences
 from .types import Answer, Citation, Claim, Draft, Paper
 
-KEY_GROUP = re.compile(r"\[\s*(?:(?:source|abstract|paper)\s*)?(\d+(?:\s*[,;]\s*(?:(?:source|abstract|paper)\s*)?\d+)*)\s*\]", re.I)
+KEY_GROUP = re.compile(r"\[\s*(?:(?:source|abstract|paper)\s*)?(\d+(?:\s*[,;]\s*(?:(?:source|abstract|paper)\s*)?\d+)*)\s*\]", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
 NAMED = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
 COSINE_FLOOR, COSINE_SPAN = 0.35, 0.45  # MiniLM cosines below ~0.35 are unrelated text
@@ -100,7 +100,7 @@ class SupportChecker:
 NOT_STATED = re.compile(
     r"\b(abstracts?|papers?|text|context|information)\b.{0,60}\b(do(es)? not|don't|doesn't|not|no)\b.{0,40}"
     r"\b(mention|contain|provide|state|say|specify|answer|include|report|discuss|given|available)",
-    re.I,
+    re.IGNORECASE,
 )
 
 

@@ -27,7 +27,7 @@ class Verdict:
 
 def verdict_from_text(reply: str) -> bool | None:
     """YES -> True, NO -> False, anything else -> None (first such word wins)."""
-    match = re.search(r"\b(yes|no)\b", reply, re.I)
+    match = re.search(r"\b(yes|no)\b", reply, re.IGNORECASE)
     return None if match is None else match.group(1).lower() == "yes"
 
 

@@ -34,7 +34,7 @@ QUANTITY_BONUS = 0.3  # ... and most questions that ask for a quantity
 QUANTITY_CUES = re.compile(
     r"\b(how (many|much|large|big|long|fast|often)|by how|what (percentage|fraction|share|number|size)|"
     r"accuracy|perplexity|score|rate|speed-?up|error|fid|bleu|f1|gain|improvement|reduction|parameters|tokens)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 

@@ -73,7 +73,7 @@ def _client(settings: Settings) -> Any:
             return chromadb.HttpClient(host=settings.store.host, port=settings.store.port, settings=chroma_settings)
         settings.store_path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(settings.store_path), settings=chroma_settings)
-    except Exception as exc:  # chromadb raises several unrelated types for an unreachable server
+    except Exception as exc:  # noqa: BLE001 - chromadb raises several unrelated types for an unreachable server
         raise StoreError(f"cannot open the Chroma store at {describe_location(settings)} ({exc}); "
                          "check the store settings or start the Chroma server") from None
 
@@ -105,7 +105,7 @@ class Store:
             self.papers = self._client.get_or_create_collection(
                 f"{self.name}-papers", metadata=space, embedding_function=None
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as above, for a collection on a server
             raise StoreError(f"cannot open collection {self.name} at {self.location} ({exc})") from None
         self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
 

@@ -53,11 +53,7 @@ def split_sentences(text: str) -> list[str]:
 
 WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
-    "a an the of to in on for and or but with by from as at is are was were be been being this that these those "
-    "it its their they them we our us you your he she his her which who whom whose what when where why how than "
-    "then so such can could may might will would shall should do does did has have had not no nor also into onto "
-    "over under about between both each more most other some any all only very via per using used use based show "
-    "shows paper papers abstract abstracts propose proposes proposed study work approach method methods new".split()
+    ["a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "but", "with", "by", "from", "as", "at", "is", "are", "was", "were", "be", "been", "being", "this", "that", "these", "those", "it", "its", "their", "they", "them", "we", "our", "us", "you", "your", "he", "she", "his", "her", "which", "who", "whom", "whose", "what", "when", "where", "why", "how", "than", "then", "so", "such", "can", "could", "may", "might", "will", "would", "shall", "should", "do", "does", "did", "has", "have", "had", "not", "no", "nor", "also", "into", "onto", "over", "under", "about", "between", "both", "each", "more", "most", "other", "some", "any", "all", "only", "very", "via", "per", "using", "used", "use", "based", "show", "shows", "paper", "papers", "abstract", "abstracts", "propose", "proposes", "proposed", "study", "work", "approach", "method", "methods", "new"]
 )
 
 def _stem(word: str) -> str:

@@ -75,13 +75,13 @@ def render_html(results: dict[str, Any], previous: dict[str, Any] | None = None)
     answers = results["answers"]
     prev_answers = (previous or {}).get("answers", {})
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>paper-assistant eval</title><style>",
-           "body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+           ("body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
            "td,th{border:1px solid #cbd5e0;padding:4px 8px;vertical-align:top;text-align:left}"
            ".up{color:#2f855a}.down{color:#c53030}.ok{background:#f0fff4}.bad{background:#fff5f5}"
-           "figure{display:inline-block;margin:0 2em 0 0}.small{font-size:12px;color:#4a5568}",
+           "figure{display:inline-block;margin:0 2em 0 0}.small{font-size:12px;color:#4a5568}"),
            "</style></head><body><h1>paper-assistant eval</h1>",
-           f"<p class='small'>{_fmt(stamp['time'])} · commit {_fmt(stamp['commit'])} · index {_fmt(stamp['index_fingerprint'])}"
-           f" · model {_fmt(stamp['model'])} · {_fmt(stamp['questions'])} questions · {_fmt(stamp['machine'])}</p>"]
+           (f"<p class='small'>{_fmt(stamp['time'])} · commit {_fmt(stamp['commit'])} · index {_fmt(stamp['index_fingerprint'])}"
+           f" · model {_fmt(stamp['model'])} · {_fmt(stamp['questions'])} questions · {_fmt(stamp['machine'])}</p>")]
     if previous:
         out.append(f"<p class='small'>Arrows compare with the previous run ({_fmt(previous['stamp']['time'])}, "
                    f"commit {_fmt(previous['stamp'].get('commit'))}).</p>")
@@ -89,7 +89,7 @@ def render_html(results: dict[str, Any], previous: dict[str, Any] | None = None)
     out.append("<h2>Answers</h2><table><tr><th>metric</th>" + "".join(f"<th>{escape(n)}</th>" for n in answers) + "</tr>")
     keys = [k for k, _, _ in HEADLINE] + ["abstention_precision", "faithfulness_draft", "markers_resolvable", "prompt_leaks"]
     for key in keys:
-        better = dict((k, b) for k, _, b in HEADLINE).get(key, key != "prompt_leaks")
+        better = {k: b for k, _, b in HEADLINE}.get(key, key != "prompt_leaks")
         cells = []
         for name, data in answers.items():
             now = data["summary"].get(key)

@@ -251,7 +251,7 @@ def eval_checker(assistant: Assistant, path: Path = DATA / "claims.jsonl") -> di
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
                               cwd=Path(__file__).parent, timeout=5).stdout.strip()
     except OSError:
         return ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from assistant.chunking import chunk_paper, count_tokens, split_sentences
 from assistant.config import ChunkSettings
 from assistant.corpus import make_paper, parse_listing
@@ -33,7 +35,7 @@ def test_long_abstract_splits_within_budget_with_overlap() -> None:
     chunks = chunk_paper(paper, settings)
     assert len(chunks) > 3
     assert all(count_tokens(c.text) <= 60 for c in chunks)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert split_sentences(a.text)[-1] == split_sentences(b.text)[0]
     assert [c.index for c in chunks] == list(range(len(chunks)))
 

@@ -50,7 +50,7 @@ def test_prompt_injection_does_not_leak_the_prompt(seed_assistant: Assistant) ->
 def run_cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PAPER_ASSISTANT_DATA_DIR": str(settings.data_dir),
            "PAPER_ASSISTANT_LLM__MODEL_PATH": str(settings.llm.model_path)}
-    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, env=env, check=False,
                           timeout=600)
 
 
