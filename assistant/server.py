@@ -357,6 +357,49 @@ def standalone_question(body: AnswerRequest) -> str:
     return rewrite_followup(body.question, body.history) if body.history else body.question
 
 
+MAX_BODY_BYTES = 256 * 1024  # a question is at most a few hundred tokens; 50 turns of history fit easily
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets a JSON 413 before the app reads it."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        # A body without Content-Length (chunked) is read here, up to the limit, then replayed.
+        messages: list[dict[str, Any]] = []
+        seen = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await self._refuse(send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay() -> dict[str, Any]:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps({"error": "payload_too_large",
+                           "detail": f"the request body is over {self.limit} bytes; send a shorter question"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True, load_model: bool = True) -> FastAPI:
     """The FastAPI app: /v1 API, /healthz, /docs, and (ui=True) the Gradio chat UI at `/`."""
     from fastapi_offline import FastAPIOffline  # Swagger UI served from the package, not a CDN
@@ -374,6 +417,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         static_url="/docs-static",
     )
     app.state.runtime = runtime
+    app.add_middleware(BodyLimit)
     _install_error_handlers(app)
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorBody, "description": "Missing or wrong API key."},
