@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import ChatModel, ChatPiece, Messages
-from .chunking import count_tokens
+from .text import count_tokens, encoding_for
 from .config import PROJECT_ROOT
 from .errors import InputError
 from .types import Passage
@@ -77,12 +77,17 @@ def clean_question(question: object, max_tokens: int) -> str:
 
 
 def pack(passages: list[Passage], budget_tokens: int) -> list[Passage]:
-    """The leading passages whose text fits the token budget (always at least one)."""
+    """The leading passages that fit the token budget; the first is cut to fit if it alone is too long."""
     packed: list[Passage] = []
     used = 0
     for passage in passages:
         cost = count_tokens(passage.title) + count_tokens(passage.text) + 8
-        if packed and used + cost > budget_tokens:
+        if used + cost > budget_tokens:
+            if not packed and budget_tokens > count_tokens(passage.title) + 16:
+                room = budget_tokens - count_tokens(passage.title) - 8
+                enc = encoding_for("cl100k_base")
+                text = enc.decode(enc.encode(passage.text, disallowed_special=())[:room])
+                packed.append(passage.model_copy(update={"text": text}))
             break
         packed.append(passage)
         used += cost

@@ -17,6 +17,7 @@ from pathlib import Path
 from .answering import REFUSAL, Prompts, clean_question, pack, stream_draft
 from .backends import ChatModel, Embedder, MiniLMEmbedder, make_chat_model
 from .config import Settings
+from .text import count_tokens
 from .corpus import load_corpus
 from .errors import InputError
 from .grounding import SupportChecker, ground
@@ -96,6 +97,13 @@ class Assistant:
         self._check_paper_ids(paper_ids)
         return self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids)
 
+    def context_budget(self, question: str) -> int:
+        """Tokens the passages may take: the configured budget, never more than the model's window
+        minus the answer budget, the fixed prompt and the question (with a margin for chat markup)."""
+        llm = self.settings.llm
+        fixed = count_tokens(self.prompts.system) + count_tokens(self.prompts.user) + count_tokens(question) + 64
+        return max(min(self.settings.retrieval.context_tokens, llm.n_ctx - llm.max_tokens - fixed), 0)
+
     def _check_paper_ids(self, paper_ids: list[str] | None) -> None:
         unknown = [pid for pid in paper_ids or [] if pid not in self.papers]
         if unknown:
@@ -125,7 +133,11 @@ class Assistant:
             timings["total"] = _ms(time.perf_counter() - started)
             yield StreamEvent("answer", answer=base)
             return
-        packed = pack(passages, self.settings.retrieval.context_tokens)
+        packed = pack(passages, self.context_budget(question))
+        if not packed:  # the window leaves no room for evidence: answering would be guessing
+            timings["total"] = _ms(time.perf_counter() - started)
+            yield StreamEvent("answer", answer=base)
+            return
         model = self.chat_model
         gen_start = time.perf_counter()
         pieces: list[str] = []

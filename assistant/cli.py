@@ -123,7 +123,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = Store(settings, MiniLMEmbedder(settings.embed)).status()
     print(json.dumps(status.__dict__, indent=2) if args.json else
           f"index {status.fingerprint} at {status.location} (collection {status.collection}): "
-          f"{status.papers} papers, {status.chunks} chunks")
+          f"{status.papers} papers, {status.chunks} chunks; matches the current settings"
+          + (f"; other indexes (built with other settings): {', '.join(status.other_indexes)}"
+             if status.other_indexes else ""))
     return 0
 
 

@@ -61,6 +61,7 @@ class IndexStatus:
     collection: str
     papers: int
     chunks: int
+    other_indexes: list[str]
 
 
 def _client(settings: Settings) -> Any:
@@ -111,7 +112,10 @@ class Store:
 
     def status(self) -> IndexStatus:
         """Counts and location of this index."""
-        return IndexStatus(self.fingerprint, self.location, self.name, self.papers.count(), self.chunks.count())
+        prefix = f"{self.settings.store.collection_prefix}-"
+        names = [getattr(c, "name", c) for c in self._client.list_collections()]
+        others = sorted(n for n in names if n.startswith(prefix) and not n.startswith(self.name))
+        return IndexStatus(self.fingerprint, self.location, self.name, self.papers.count(), self.chunks.count(), others)
 
     def is_empty(self) -> bool:
         """True when nothing has been ingested under this fingerprint."""

@@ -8,6 +8,7 @@ import pytest
 
 from assistant.answering import REFUSAL, Prompts, build_messages, clean_question, load_prompt, pack
 from assistant.errors import InputError
+from assistant.text import count_tokens
 from assistant.types import Passage
 
 
@@ -39,10 +40,12 @@ def test_control_characters_are_removed() -> None:
     assert clean_question("What\x00 is\x1b PARSeq?", 100) == "What  is  PARSeq?"
 
 
-def test_pack_respects_the_budget_but_keeps_one() -> None:
+def test_pack_respects_the_budget_and_cuts_a_lone_long_passage() -> None:
     ps = [Passage(paper_id=str(i), title="T", text="word " * 100, score=1.0) for i in range(5)]
     assert len(pack(ps, 250)) == 2
-    assert len(pack(ps, 10)) == 1
+    (cut,) = pack(ps, 60)
+    assert count_tokens(cut.title) + count_tokens(cut.text) + 8 <= 60
+    assert pack(ps, 10) == []
 
 
 def test_messages_number_passages_and_neutralise_bracket_numbers_in_abstracts() -> None:

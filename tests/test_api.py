@@ -59,3 +59,19 @@ def test_paper_filter_restricts_retrieval_and_unknown_ids_are_refused(make) -> N
     assert [p.paper_id for p in assistant.retrieve("graph networks molecules", paper_ids=[speech])] == [speech]
     with pytest.raises(InputError, match="unknown paper id"):
         assistant.retrieve("graphs", paper_ids=["nope"])
+
+
+def test_packed_prompt_never_exceeds_the_window_minus_the_answer_budget(make) -> None:  # type: ignore[no-untyped-def]
+    from assistant.answering import build_messages, pack
+    from assistant.text import count_tokens
+
+    assistant, _ = make([])
+    huge = assistant.settings.model_copy(update={
+        "retrieval": assistant.settings.retrieval.model_copy(update={"context_tokens": 100_000, "passage_tokens": 5000}),
+        "llm": assistant.settings.llm.model_copy(update={"n_ctx": 600, "max_tokens": 200}),
+    })
+    assistant.settings = huge
+    question = "How much does speech pre-training cut word error rate?"
+    packed = pack(assistant.retriever.passages(question, top_k=10), assistant.context_budget(question))
+    prompt = sum(count_tokens(m["content"]) for m in build_messages(assistant.prompts, question, packed))
+    assert prompt + 64 <= huge.llm.n_ctx - huge.llm.max_tokens
