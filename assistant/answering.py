@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import ChatModel, ChatPiece, Messages
-from .text import count_tokens, encoding_for
 from .config import PROJECT_ROOT
 from .errors import InputError
+from .text import count_tokens, encoding_for
 from .types import Passage
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"

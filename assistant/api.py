@@ -17,13 +17,13 @@ from pathlib import Path
 from .answering import REFUSAL, Prompts, clean_question, pack, stream_draft
 from .backends import ChatModel, Embedder, MiniLMEmbedder, make_chat_model
 from .config import Settings
-from .text import count_tokens
 from .corpus import load_corpus
 from .errors import InputError
 from .grounding import SupportChecker, ground
 from .judging import Judge
 from .retrieval import HybridRetriever, SentenceIndex
 from .store import IngestReport, Store
+from .text import count_tokens
 from .types import Answer, Draft, Paper, Passage
 
 
