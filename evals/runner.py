@@ -125,13 +125,15 @@ def score_answer(q: Question, answer_text: str, abstained: bool, cited: list[str
     }
 
 
-def support_flags(assistant: Assistant, claims: list[tuple[str, list[str]]]) -> tuple[list[bool], list[bool]]:
+def support_flags(
+    assistant: Assistant, claims: list[tuple[str, list[str]]], question: str = ""
+) -> tuple[list[bool], list[bool]]:
     """(per claim: its citations jointly support it; per citation: it supports its claim), by our checker."""
     claim_ok, citation_ok = [], []
     texts = [c for c, _ in claims]
     vectors = assistant.checker.claim_vectors(texts) if texts else []
     for (text, pids), vector in zip(claims, vectors):
-        oks = [assistant.checker.score(text, vector, assistant.papers[p])[0] >= assistant.settings.min_support
+        oks = [assistant.checker.score(text, vector, assistant.papers[p], question)[0] >= assistant.settings.min_support
                for p in pids if p in assistant.papers]
         claim_ok.append(any(oks))
         citation_ok.extend(oks)
@@ -147,7 +149,7 @@ def run_ours(assistant: Assistant, questions: list[Question], progress: bool) ->
         cited = [c.paper_id for c in ans.citations]
         by_key = {c.key: c.paper_id for c in ans.citations}
         shown = [(c.text, [by_key[k] for k in c.citations]) for c in ans.claims if c.supported]
-        claim_ok, citation_ok = support_flags(assistant, shown)
+        claim_ok, citation_ok = support_flags(assistant, shown, q.question)
         row = {"id": q.id, "kind": q.kind, "question": q.question, "expect": q.expect, "answer": ans.answer,
                "citations": [c.model_dump() for c in ans.citations],
                "claims": [c.model_dump() for c in ans.claims], "timings_ms": ans.timings_ms, "usage": ans.usage,
@@ -177,7 +179,7 @@ def run_citation_engine(assistant: Assistant, questions: list[Question], progres
         sources = out["source_paper_ids"]
         claims = [(strip_keys(s), [sources[k - 1] for k in keys if 1 <= k <= len(sources)])
                   for s, keys in split_claims(text)]
-        claim_ok, citation_ok = support_flags(assistant, claims)
+        claim_ok, citation_ok = support_flags(assistant, claims, q.question)
         resolvable = [1 <= k <= len(sources) for k in out["markers"]]
         rows.append({"id": q.id, "kind": q.kind, "question": q.question, "expect": q.expect, "answer": text,
                      "cited_paper_ids": out["cited_paper_ids"], "timings_ms": out["timings_ms"],
