@@ -27,6 +27,9 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 EMBED_BATCH = 64
 WRITE_BATCH = 256
+# Chroma reads or deletes the rows of one call with one SQL statement, and SQLite allows 32766
+# variables: an unpaged read of a collection past ~32k records fails ("too many SQL variables").
+READ_PAGE = 5000
 
 
 def index_fingerprint(embedder_name: str, settings: Settings) -> str:
@@ -129,7 +132,7 @@ class Store:
 
         started = time.perf_counter()
         chunks = chunk_corpus(papers, self.settings.chunking)
-        stored = self.chunks.get(include=["metadatas"])
+        stored = _get_all(self.chunks, ["metadatas"])
         stored_ids = set(stored["ids"])
         stored_paper_of = {i: (m or {}).get("paper_id") for i, m in zip(stored["ids"], stored["metadatas"] or [])}
         new = [c for c in chunks if c.id not in stored_ids]
@@ -138,7 +141,7 @@ class Store:
         stale = [i for i, pid in stored_paper_of.items() if i not in wanted_ids and (prune or pid in corpus_ids)]
 
         # Papers first (their abstract is needed to quote), then chunks; both writes are upserts by id.
-        stored_papers = self.papers.get(include=["metadatas"])
+        stored_papers = _get_all(self.papers, ["metadatas"])
         paper_hash = {i: (m or {}).get("content_hash") for i, m in zip(stored_papers["ids"], stored_papers["metadatas"] or [])}
         changed_papers = [p for p in papers if paper_hash.get(p.id) != p.content_hash]
         for start in range(0, len(changed_papers), WRITE_BATCH):
@@ -164,13 +167,13 @@ class Store:
             if progress:
                 progress(done, len(new))
 
-        if stale:
-            self.chunks.delete(ids=stale)
+        for start in range(0, len(stale), WRITE_BATCH):
+            self.chunks.delete(ids=stale[start : start + WRITE_BATCH])
         removed_papers: list[str] = []
         if prune:
             removed_papers = [i for i in stored_papers["ids"] if i not in corpus_ids]
-            if removed_papers:
-                self.papers.delete(ids=removed_papers)
+            for start in range(0, len(removed_papers), WRITE_BATCH):
+                self.papers.delete(ids=removed_papers[start : start + WRITE_BATCH])
         return IngestReport(
             papers=self.papers.count(),
             chunks_total=self.chunks.count(),
@@ -182,7 +185,7 @@ class Store:
 
     def all_chunks(self) -> list[Chunk]:
         """Every stored chunk (for the BM25 index)."""
-        got = self.chunks.get(include=["documents", "metadatas"])
+        got = _get_all(self.chunks, ["documents", "metadatas"])
         chunks = []
         for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or []):
             meta = meta or {}
@@ -200,9 +203,20 @@ class Store:
 
     def all_papers(self) -> list[Paper]:
         """Every stored paper, sorted by title."""
-        got = self.papers.get(include=["documents", "metadatas"])
+        got = _get_all(self.papers, ["documents", "metadatas"])
         papers = [_to_paper(pid, doc, meta) for pid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])]
         return sorted(papers, key=lambda p: p.title.lower())
+
+
+def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
+    """Every record of a collection (ids and `include` fields), read in pages of READ_PAGE."""
+    got: dict[str, list[Any]] = {"ids": [], **{key: [] for key in include}}
+    while True:
+        page = collection.get(include=include, limit=READ_PAGE, offset=len(got["ids"]))
+        for key, values in got.items():
+            values.extend(page[key] or [])
+        if len(page["ids"]) < READ_PAGE:
+            return got
 
 
 def _to_node(node_cls: Any, chunk: Chunk, vector: list[float]) -> Any:

@@ -1,0 +1,1 @@
+"""Benchmarks of paper-assistant: each figure beside a baseline measured in the same run. Run `python -m benchmarks.run`."""
