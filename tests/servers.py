@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest_server import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STOP_GRACE_S = 15.0
@@ -28,13 +29,6 @@ CHROMA_START_TIMEOUT_S = 120.0
 LLAMA_START_TIMEOUT_S = 600.0  # loading a 1 GB GGUF on a busy 2-core machine
 SERVE_START_TIMEOUT_S = 900.0  # a fresh data dir indexes the seeds and joins the model first
 MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # the name LLMSettings.model sends by default
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (also a port to find closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
