@@ -199,9 +199,16 @@ class HybridRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [NodeWithScore(node=h.node, score=h.fused) for h in self.hits(query_bundle.query_str)]
 
-    def hits(self, question: str, paper_ids: list[str] | None = None, mode: str = "hybrid") -> list[Hit]:
-        """Chunks ranked by fused reciprocal rank; mode 'dense' or 'bm25' uses one retriever only."""
-        bundle = QueryBundle(query_str=question)
+    def hits(
+        self, question: str, paper_ids: list[str] | None = None, mode: str = "hybrid",
+        question_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Chunks ranked by fused reciprocal rank; mode 'dense' or 'bm25' uses one retriever only.
+
+        A `question_vector` already computed is reused instead of embedding the question again.
+        """
+        embedding = None if question_vector is None else [float(x) for x in question_vector]
+        bundle = QueryBundle(query_str=question, embedding=embedding)
         hits: dict[str, Hit] = {}
         if mode in ("hybrid", "dense"):
             for rank, found in enumerate(self._dense(bundle, paper_ids)):
@@ -220,16 +227,16 @@ class HybridRetriever(BaseRetriever):
     ) -> list[Passage]:
         """The top papers in rank order, each with its abstract's sentences that bear on the question."""
         k = top_k or self.settings.top_k
+        question_vector = self.sentences.embedder.embed([question])[0]
         ranked: dict[str, Hit] = {}
         dense_of: dict[str, float] = {}
-        for hit in self.hits(question, paper_ids, mode):
+        for hit in self.hits(question, paper_ids, mode, question_vector):
             pid = str(hit.node.metadata["paper_id"])
             dense_of[pid] = max(dense_of.get(pid, 0.0), hit.dense)
             ranked.setdefault(pid, hit)
         top = [pid for pid in ranked if pid in self.papers][:k]
         if not top:
             return []
-        question_vector = self.sentences.embedder.embed([question])[0]
         return [
             Passage(
                 paper_id=pid,
