@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import EmbedSettings, LLMSettings
-from .errors import BackendUnavailable, ModelError
+from .errors import BackendTimeout, BackendUnavailable, ModelError
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -120,13 +120,17 @@ class LocalChat:
             if fh.read(4) != b"GGUF":
                 raise ModelError(f"{model_path} is not a GGUF model file; point PAPER_ASSISTANT_LLM__MODEL_PATH at one")
         self.name = model_path.stem
-        self._llm = Llama(
-            model_path=str(model_path),
-            n_ctx=settings.n_ctx,
-            n_threads=settings.n_threads,
-            n_batch=512,
-            verbose=False,
-        )
+        try:
+            self._llm = Llama(
+                model_path=str(model_path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama.cpp refused the file (truncated, wrong architecture)
+            raise ModelError(f"llama.cpp cannot load {model_path} ({exc}); point PAPER_ASSISTANT_LLM__MODEL_PATH "
+                             "at a complete GGUF file, or unset it to use the packaged model") from None
         self._temperature = settings.temperature
         self._lock = threading.Lock()
 
@@ -140,33 +144,49 @@ class LocalChat:
                 temperature=self._temperature,
                 stream=True,
             )
-            for chunk in chunks:
-                delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
-                if delta:
-                    completion += 1
-                    yield ChatPiece(text=delta)
+            try:
+                for chunk in chunks:
+                    delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                    if delta:
+                        completion += 1
+                        yield ChatPiece(text=delta)
+            except ValueError as exc:  # llama.cpp: the prompt does not fit the context window
+                raise ModelError(f"the local model refused the prompt ({exc}); raise PAPER_ASSISTANT_LLM__N_CTX "
+                                 "or lower PAPER_ASSISTANT_RETRIEVAL__CONTEXT_TOKENS") from None
             prompt = max(self._llm.n_tokens - completion, 0)
         yield ChatPiece(usage={"prompt_tokens": prompt, "completion_tokens": completion})
 
 
 class OpenAIChat:
-    """Any OpenAI-compatible chat server, through the `openai` client."""
+    """Any OpenAI-compatible chat server, through the `openai` client.
+
+    `timeout_s` bounds the connection, the wait for the first token and each gap between tokens;
+    a refused, failed or timed-out request is retried `max_retries` times with the client's
+    exponential backoff before it fails. A stream cut off midway is not retried: the caller has
+    already shown its first tokens.
+    """
 
     def __init__(self, settings: LLMSettings) -> None:
+        import httpx
         import openai
 
         if not settings.base_url:
             raise ModelError("backend 'openai' needs a server; set PAPER_ASSISTANT_LLM__BASE_URL")
         self.name = settings.model
-        self._base_url = settings.base_url
+        self.base_url = settings.base_url
+        self._timeout_s = settings.timeout_s
         self._openai = openai
+        self._httpx = httpx
         self._client = openai.OpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout_s, max_retries=2
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            timeout=httpx.Timeout(settings.timeout_s),
+            max_retries=settings.max_retries,
         )
         self._temperature = settings.temperature
 
     def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]:
-        """Stream from the server; connection failures become BackendUnavailable.
+        """Stream from the server; a server that is down, times out or breaks off becomes BackendUnavailable.
 
         Servers that ignore `stream_options` (llama-cpp-python's does) send no usage; then the
         completion is counted in streamed pieces, one token each on such servers, and the prompt
@@ -174,6 +194,7 @@ class OpenAIChat:
         """
         usage: dict[str, int] = {}
         pieces = 0
+        openai, httpx = self._openai, self._httpx
         try:
             response: Any = self._client.chat.completions.create(
                 model=self.name,
@@ -192,13 +213,21 @@ class OpenAIChat:
                 if chunk.choices and chunk.choices[0].delta.content:
                     pieces += 1
                     yield ChatPiece(text=chunk.choices[0].delta.content)
-        except (self._openai.APIConnectionError, self._openai.APITimeoutError) as exc:
-            raise BackendUnavailable(
-                f"chat server at {self._base_url} unreachable ({exc}); check PAPER_ASSISTANT_LLM__BASE_URL"
+        except (openai.APITimeoutError, httpx.TimeoutException):
+            raise BackendTimeout(
+                f"chat server at {self.base_url} did not answer within {self._timeout_s:g} s"
+                f"{' after retries' if pieces == 0 and self._client.max_retries else ''}; "
+                "it may be overloaded: retry later or raise PAPER_ASSISTANT_LLM__TIMEOUT_S"
             ) from None
-        except self._openai.APIStatusError as exc:
+        except (openai.APIConnectionError, httpx.TransportError) as exc:
+            where = "broke off the answer" if pieces else "unreachable"
             raise BackendUnavailable(
-                f"chat server answered {exc.status_code}; check the model name and key settings"
+                f"chat server at {self.base_url} {where} ({exc.__class__.__name__}: {exc}); "
+                "check that it runs and PAPER_ASSISTANT_LLM__BASE_URL"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise BackendUnavailable(
+                f"chat server at {self.base_url} answered {exc.status_code}; check the model name and key settings"
             ) from None
         yield ChatPiece(usage=usage or {"completion_tokens": pieces})
 

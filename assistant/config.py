@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,13 +80,30 @@ class LLMSettings(BaseModel):
     )
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
     model: str = Field("qwen2.5-coder-1.5b-instruct-q4_k_m", description="Model name sent to the server.")
-    api_key: str = Field("not-needed", description="Key for the OpenAI-compatible server.")
+    api_key: SecretStr = Field(SecretStr("not-needed"), description="Key for the OpenAI-compatible server (never printed).")
     model_path: Path | None = Field(None, description="A GGUF file to use instead of the packaged one.")
     n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
     n_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
     max_tokens: int = Field(160, ge=16, description="Answer token budget.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
-    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for the server backend.")
+    timeout_s: float = Field(
+        120.0, gt=0, description="Server backend: seconds to wait for the connection, the first token and each next one."
+    )
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Server backend: retries of a refused, failed or timed-out request, with backoff."
+    )
+
+
+class ServeSettings(BaseModel):
+    """The HTTP server (`paper-assistant serve`)."""
+
+    max_pending: int = Field(
+        8, ge=1, description="Answer requests accepted at once (generating or waiting for the model); "
+        "more are turned away with 503 and Retry-After."
+    )
+    probe_timeout_s: float = Field(
+        2.0, gt=0, description="How long /healthz waits for the chat server and the Chroma server to answer."
+    )
 
 
 class Settings(BaseSettings):
@@ -107,6 +124,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @property
     def store_path(self) -> Path:

@@ -11,6 +11,15 @@ class InputError(AssistantError):
     """The question or request is unusable as given."""
 
 
+class ServerBusy(AssistantError):
+    """Too many answers are already generating or waiting; the caller should retry after `retry_after_s`."""
+
+    def __init__(self, pending: int, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"the server is busy with {pending} answer(s) generating or waiting; "
+                         f"retry in {retry_after_s} s")
+
+
 class CorpusError(AssistantError):
     """A corpus file is missing, unreadable or malformed; carries every problem found."""
 
@@ -26,6 +35,10 @@ class ModelError(AssistantError):
 
 class BackendUnavailable(ModelError):
     """The chat backend did not answer (down, timed out, or refused)."""
+
+
+class BackendTimeout(BackendUnavailable):
+    """The chat backend accepted the request but did not answer in time."""
 
 
 class StoreError(AssistantError):

@@ -24,6 +24,7 @@ from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter,
 from .backends import Embedder
 from .config import RetrievalSettings
 from .corpus import clean_text
+from .errors import StoreError
 from .store import Store
 from .text import content_words, count_tokens, split_sentences
 from .types import Chunk, Paper, Passage
@@ -156,6 +157,7 @@ class HybridRetriever(BaseRetriever):
         super().__init__()
         self.settings = settings
         self.sentences = sentences
+        self.location = store.location
         self.papers: dict[str, Paper] = {p.id: p for p in store.all_papers()}
         self.embed_model = LlamaIndexEmbedding(store.embedder)
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=self.embed_model)
@@ -175,7 +177,11 @@ class HybridRetriever(BaseRetriever):
                 filters=[MetadataFilter(key="paper_id", value=paper_ids, operator=FilterOperator.IN)]
             )
         retriever = self.index.as_retriever(similarity_top_k=self.settings.candidates, filters=filters)
-        return retriever.retrieve(query)
+        try:
+            return retriever.retrieve(query)
+        except Exception as exc:  # noqa: BLE001 - chromadb raises transport, HTTP and its own errors alike
+            raise StoreError(f"the vector store at {self.location} did not answer ({exc.__class__.__name__}: "
+                             f"{exc}); check that the Chroma server runs") from None
 
     def _sparse(self, query: str, paper_ids: list[str] | None) -> list[NodeWithScore]:
         if self._bm25 is None:

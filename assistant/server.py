@@ -11,29 +11,33 @@ Does not build prompts or render HTML (ui.py does).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
+import math
 import re
 import sys
 import threading
+import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
+import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api import Assistant, StreamEvent
 from .config import Settings
-from .errors import AssistantError, BackendUnavailable, InputError, ModelError, StoreError
+from .errors import AssistantError, BackendTimeout, BackendUnavailable, InputError, ModelError, ServerBusy, StoreError
 from .types import Answer, Paper
 
 API_PREFIX = "/v1"
@@ -163,15 +167,23 @@ class PaperPage(BaseModel):
 
 
 class Health(BaseModel):
-    """Whether the server can answer."""
+    """Whether the server can answer, and if not, why."""
 
-    status: str = Field(description="'ok' when the index is loaded and the model ready, else 'degraded'.")
+    status: str = Field(description="'ok' when the index is loaded and the model and store are reachable, else 'degraded'.")
     index_loaded: bool
     corpus_size: int = Field(description="Papers in the index.")
     index_fingerprint: str
-    model_ready: bool
-    model: str | None = Field(None, description="Name of the loaded chat model.")
+    model_ready: bool = Field(description="The chat model is loaded (local) or its server accepts connections.")
+    model: str | None = Field(None, description="Name of the chat model.")
     model_error: str | None = Field(None, description="Why the model is not ready, if it is not.")
+    store_ready: bool = Field(description="The vector store answers (always true for the embedded store).")
+    store_error: str | None = Field(None, description="Why the vector store is not reachable, if it is not.")
+    last_error: ErrorBody | None = Field(
+        None, description="The last answer that failed on the server side (backend, model or store); "
+        "cleared by the next answer that succeeds."
+    )
+    pending: int = Field(description="Answer requests generating or waiting for the model now.")
+    max_pending: int = Field(description="Answer requests accepted at once; more get 503 with Retry-After.")
 
 
 # --------------------------------------------------------------------------- errors
@@ -181,6 +193,10 @@ def error_status(exc: AssistantError) -> tuple[int, str]:
     """HTTP status and error code for an AssistantError."""
     if isinstance(exc, InputError):
         return 422, "invalid_request"
+    if isinstance(exc, ServerBusy):
+        return 503, "server_busy"
+    if isinstance(exc, BackendTimeout):
+        return 504, "backend_timeout"
     if isinstance(exc, BackendUnavailable):
         return 503, "backend_unavailable"
     if isinstance(exc, ModelError):
@@ -192,6 +208,10 @@ def error_status(exc: AssistantError) -> tuple[int, str]:
 
 def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(ErrorBody(error=code, detail=detail).model_dump(), status_code=status, headers=headers)
+
+
+def _retry_headers(exc: AssistantError) -> dict[str, str] | None:
+    return {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServerBusy) else None
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -221,7 +241,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AssistantError)
     async def on_assistant(request: Request, exc: AssistantError) -> JSONResponse:
         status, code = error_status(exc)
-        return _error(status, code, str(exc))
+        return _error(status, code, str(exc), headers=_retry_headers(exc))
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -232,14 +252,52 @@ def _install_error_handlers(app: FastAPI) -> None:
 # --------------------------------------------------------------------------- runtime
 
 
+class Admission:
+    """Bounds the answer requests in flight (generating, or waiting for the one local model).
+
+    Used from the event loop only, so plain counters suffice. Retry-After is the time one place
+    takes to free up: the recent time an accepted request took from arrival to its last byte
+    (a moving average, so it includes the wait), divided by the places.
+    """
+
+    def __init__(self, limit: int, typical_s: float = 15.0) -> None:
+        self.limit = limit
+        self.pending = 0
+        self.typical_s = typical_s
+
+    def enter(self) -> None:
+        """Take a place, or raise ServerBusy when all are taken."""
+        if self.pending >= self.limit:
+            raise ServerBusy(self.pending, self.retry_after_s())
+        self.pending += 1
+
+    def leave(self, seconds: float | None = None) -> None:
+        """Give the place back; `seconds` (for a completed answer) updates the typical time."""
+        self.pending -= 1
+        if seconds is not None:
+            self.typical_s = 0.7 * self.typical_s + 0.3 * seconds
+
+    def retry_after_s(self) -> int:
+        """Seconds until a place is likely to free up, at least 1."""
+        return max(1, min(300, math.ceil(self.typical_s / self.limit)))
+
+
 @dataclass
 class Runtime:
-    """What the app serves: the assistant, the API key, and the state of the chat model."""
+    """What the app serves: the assistant, the API key, admission, and the state of model, backend and store."""
 
     assistant: Assistant
     api_key: str | None = None
     model_name: str | None = None
     model_error: str | None = None
+    backend_error: str | None = None
+    store_error: str | None = None
+    last_error: ErrorBody | None = None
+    admission: Admission = field(init=False)
+    _sorted: tuple[int, list[Paper]] = (0, [])
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.assistant.settings.serve.max_pending)
 
     def load_model(self) -> None:
         """Load the chat model now, so the first question does not pay for it; a failure is kept, not raised."""
@@ -250,31 +308,89 @@ class Runtime:
             self.model_error = str(exc)
 
     def record(self, exc: AssistantError | None = None, answer: Answer | None = None) -> None:
-        """Track model readiness from the outcome of an answer (a generated answer names its model)."""
-        if isinstance(exc, ModelError):
-            self.model_error = str(exc)
-        elif answer is not None and answer.model:
-            self.model_name, self.model_error = answer.model, None
+        """Track the outcome of an answer: a server-side failure is kept for /healthz, a success clears it."""
+        if isinstance(exc, (InputError, ServerBusy)):
+            return  # the caller's request, not the server's health
+        if exc is not None:
+            _, code = error_status(exc)
+            self.last_error = ErrorBody(error=code, detail=str(exc))
+            if isinstance(exc, ModelError) and not isinstance(exc, BackendUnavailable):
+                self.model_error = str(exc)  # a local model that failed to load stays failed
+        elif answer is not None:
+            self.last_error = None
+            if answer.model:
+                self.model_name, self.model_error = answer.model, None
+
+    async def probe(self) -> None:
+        """Check the remote parts now: the chat server (a TCP connect, which a busy server still
+        accepts) and the Chroma server (its heartbeat). A part that comes back is seen at once."""
+        settings = self.assistant.settings
+        timeout = settings.serve.probe_timeout_s
+        if settings.llm.backend == "openai" and settings.llm.base_url:
+            failure = await _connect_failure(settings.llm.base_url, timeout)
+            self.backend_error = None if failure is None else (
+                f"chat server at {settings.llm.base_url} unreachable ({failure}); start it or fix "
+                "PAPER_ASSISTANT_LLM__BASE_URL")
+        if settings.store.kind == "http":
+            url = self.assistant.store.location
+            failure = await _heartbeat_failure(url + "/api/v2/heartbeat", timeout)
+            self.store_error = None if failure is None else (
+                f"Chroma server at {url} unreachable ({failure}); start it or fix PAPER_ASSISTANT_STORE__HOST/PORT")
 
     def health(self) -> Health:
-        """The health report."""
-        ready = self.model_name is not None and self.model_error is None
+        """The health report, as of the last probe."""
+        model_error = self.model_error or self.backend_error
+        ready = self.model_name is not None and model_error is None
         index_loaded = bool(self.assistant.papers)
         return Health(
-            status="ok" if ready and index_loaded else "degraded",
+            status="ok" if ready and index_loaded and self.store_error is None else "degraded",
             index_loaded=index_loaded,
             corpus_size=len(self.assistant.papers),
             index_fingerprint=self.assistant.fingerprint,
             model_ready=ready,
             model=self.model_name,
-            model_error=self.model_error,
+            model_error=model_error,
+            store_ready=self.store_error is None,
+            store_error=self.store_error,
+            last_error=self.last_error,
+            pending=self.admission.pending,
+            max_pending=self.admission.limit,
         )
+
+    def sorted_papers(self) -> list[Paper]:
+        """The indexed papers sorted by title, computed once per index load."""
+        papers = self.assistant.papers
+        if self._sorted[0] != id(papers):
+            self._sorted = (id(papers), sorted(papers.values(), key=lambda p: (p.title.lower(), p.id)))
+        return self._sorted[1]
 
     def check_key(self, supplied: str | None) -> bool:
         """True when no key is configured or `supplied` matches it (constant-time)."""
         if self.api_key is None:
             return True
         return supplied is not None and hmac.compare_digest(supplied.encode(), self.api_key.encode())
+
+
+async def _connect_failure(url: str, timeout_s: float) -> str | None:
+    """None when a TCP connection to the URL's host and port opens within the timeout, else why not."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout_s)
+    except (OSError, TimeoutError) as exc:
+        return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    writer.close()
+    return None
+
+
+async def _heartbeat_failure(url: str, timeout_s: float) -> str | None:
+    """None when GET url answers 200 within the timeout, else why not."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    return None if response.status_code == 200 else f"heartbeat answered {response.status_code}"
 
 
 class _Done(Exception):
@@ -393,11 +509,52 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any) -> None:
-        body = json.dumps({"error": "payload_too_large",
-                           "detail": f"the request body is over {self.limit} bytes; send a shorter question"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 413, {"error": "payload_too_large",
+                                     "detail": f"the request body is over {self.limit} bytes; send a shorter question"})
+
+
+ANSWER_PATHS = frozenset({f"{API_PREFIX}/answer", f"{API_PREFIX}/answer/stream"})
+
+
+class AnswerGate:
+    """ASGI middleware: each POST to an answer route holds a place in `admission` until its last byte
+    is sent (or the client leaves); with every place taken it gets a JSON 503 and Retry-After at once,
+    before any work. Health, papers and docs never queue."""
+
+    def __init__(self, app: Any, admission: Admission) -> None:
+        self.app, self.admission = app, admission
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in ANSWER_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.admission.enter()
+        except ServerBusy as exc:
+            await _send_json(send, 503, {"error": "server_busy", "detail": str(exc)},
+                             [(b"retry-after", str(exc.retry_after_s).encode())])
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self.admission.leave(time.perf_counter() - started if status == 200 else None)
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": data})
 
 
 def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True, load_model: bool = True) -> FastAPI:
@@ -417,32 +574,44 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         static_url="/docs-static",
     )
     app.state.runtime = runtime
+    app.add_middleware(AnswerGate, admission=runtime.admission)
     app.add_middleware(BodyLimit)
     _install_error_handlers(app)
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorBody, "description": "Missing or wrong API key."},
         422: {"model": ErrorBody, "description": "Invalid request: empty or too long question, unknown paper id, wrong types."},
-        503: {"model": ErrorBody, "description": "The chat model or its backend is not available."},
+        503: {"model": ErrorBody, "description": "Busy (error `server_busy`, with a Retry-After header), or the chat "
+              "model, its server or the vector store is not available."},
+        504: {"model": ErrorBody, "description": "The chat server did not answer in time (error `backend_timeout`)."},
     }
 
     @app.get("/healthz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
     async def healthz() -> JSONResponse:
-        """Index loaded, model ready, corpus size. 200 when able to answer, else 503 with the reason."""
+        """Index, model, chat server and vector store, checked now. 200 when able to answer, else 503 with the reason."""
+        await runtime.probe()
         report = runtime.health()
         return JSONResponse(report.model_dump(), status_code=200 if report.status == "ok" else 503)
 
     @app.post(f"{API_PREFIX}/answer", response_model=Answer, tags=["answers"], responses=errors,
               dependencies=[Depends(authorize)])
-    async def answer(body: AnswerRequest) -> Answer:
+    async def answer(body: AnswerRequest, request: Request) -> Answer | JSONResponse:
         """Answer a question, citing the papers used; abstains when the papers do not cover it."""
         question = standalone_question(body)
+        final: Answer | None = None
         try:
-            result = await run_in_threadpool(runtime.assistant.ask, question, body.top_k, body.paper_ids)
+            events = runtime.assistant.ask_stream(question, body.top_k, body.paper_ids)
+            async for event in stream_events(events):
+                if event.answer is not None:
+                    final = event.answer
+                elif await request.is_disconnected():
+                    break  # nobody is waiting for this answer: leaving the loop closes it and frees the model
         except AssistantError as exc:
             runtime.record(exc)
             raise
-        runtime.record(answer=result)
-        return result
+        if final is None:
+            return _error(499, "client_closed", "the client left before the answer was complete")
+        runtime.record(answer=final)
+        return final
 
     @app.post(
         f"{API_PREFIX}/answer/stream",
@@ -500,7 +669,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         q: str | None = Query(None, max_length=200, description="Only titles containing all these words."),
     ) -> PaperPage:
         """Indexed papers (id and title), sorted by title, with paging and a title search."""
-        found = sorted(runtime.assistant.papers.values(), key=lambda p: (p.title.lower(), p.id))
+        found = runtime.sorted_papers()
         if q and q.strip():
             words = q.lower().split()
             found = [p for p in found if all(w in p.title.lower() for w in words)]

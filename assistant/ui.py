@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from fastapi import FastAPI
 
-from .errors import AssistantError, BackendUnavailable, InputError, ModelError, StoreError
+from .errors import AssistantError, BackendUnavailable, InputError, ModelError, ServerBusy, StoreError
 from .server import API_PREFIX, CitedPaper, Runtime, Turn, rewrite_followup, stream_events
 from .types import Answer, Paper
 
@@ -131,8 +131,10 @@ def error_message(exc: BaseException) -> Message:
     """An error as a chat message, in words, without a traceback."""
     if isinstance(exc, InputError):
         text = f"I can't take that question: {exc}"
+    elif isinstance(exc, ServerBusy):
+        text = f"Too many questions at once: {exc}."
     elif isinstance(exc, BackendUnavailable):
-        text = f"The language model backend is unreachable: {exc}"
+        text = f"The language model server did not answer: {exc}"
     elif isinstance(exc, ModelError):
         text = f"The language model is not available: {exc}"
     elif isinstance(exc, StoreError):
@@ -410,7 +412,10 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) ->
             chat += [user_message(text), pending_message(text, standalone)]
             yield chat, "", gr.skip(), state
             streamed = ""
+            admitted = False
             try:
+                runtime.admission.enter()  # the UI shares the API's bound on answers in flight
+                admitted = True
                 events = assistant.ask_stream(standalone, paper_ids=list(paper_ids or []) or None)
                 async for event in stream_events(events):
                     if event.kind == "token":
@@ -432,6 +437,9 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) ->
                 state[turn] = {**state[turn], "error": "internal error"}
                 chat[-1] = error_message(exc)
                 yield chat, gr.skip(), gr.skip(), state
+            finally:
+                if admitted:
+                    runtime.admission.leave()
 
         def stopped(chat: list[Message]) -> list[Message]:
             chat = list(chat or [])

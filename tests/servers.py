@@ -108,9 +108,10 @@ def start_chroma(path: Path, log_dir: Path, port: int | None = None) -> Server:
                  env={"ANONYMIZED_TELEMETRY": "False"})
 
 
-def start_llama_server(model_path: Path, log_dir: Path, n_ctx: int = 4096, n_threads: int = 2) -> Server:
+def start_llama_server(model_path: Path, log_dir: Path, n_ctx: int = 4096, n_threads: int = 2,
+                       port: int | None = None) -> Server:
     """llama-cpp-python's OpenAI-compatible server over one GGUF; ready when /v1/models answers."""
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", MODEL_ALIAS,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads),
            "--verbose", "False"]
