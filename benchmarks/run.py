@@ -2,7 +2,7 @@
 
 Prints one table (each figure, its same-run baseline, the ratio, the target) to stdout, or the
 JSON with --json; progress goes to stderr. Writes artifacts/benchmarks.json, keeping the entries
-of benchmarks not run this time. Benchmarks: ingest, retrieval, answer, memory (see their modules).
+of benchmarks not run this time. Benchmarks: ingest, retrieval, answer, memory, load (see their modules).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from .common import ARTIFACT, Result, Row, loadavg, log, machine
 
-NAMES = ("ingest", "retrieval", "answer", "memory")
+NAMES = ("ingest", "retrieval", "answer", "memory", "load")
 
 
 def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
@@ -32,6 +32,10 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
         from . import answer
 
         return lambda: answer.run(count=args.questions)
+    if name == "load":
+        from . import load
+
+        return lambda: load.run(clients=args.clients, window_s=args.window)
     from . import memory
 
     return memory.run
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON written to the artifact")
     parser.add_argument("--questions", type=int, default=10, help="answer benchmark: questions per system")
     parser.add_argument("--queries", type=int, default=40, help="retrieval benchmark: questions per index size")
+    parser.add_argument("--clients", type=int, default=50, help="load benchmark: concurrent clients")
+    parser.add_argument("--window", type=float, default=90.0, help="load benchmark: seconds the clients keep sending")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
                         help="retrieval benchmark: synthetic index sizes in chunks (built once, cached)")
     args = parser.parse_args(argv)

@@ -118,14 +118,17 @@ def start_llama_server(model_path: Path, log_dir: Path, n_ctx: int = 4096, n_thr
     return start("llama-server", cmd, port, log_dir, _status_ok("/v1/models"), LLAMA_START_TIMEOUT_S)
 
 
-def start_serve(data_dir: Path, model_path: Path | None, log_dir: Path) -> Server:
-    """`python -m assistant serve` on loopback; ready when /healthz answers 200 (index open, model loaded)."""
+def start_serve(data_dir: Path, model_path: Path | None, log_dir: Path, env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> Server:
+    """`python -m assistant serve` on loopback; ready when /healthz answers 200 (index open, model loaded).
+
+    `env` adds settings (PAPER_ASSISTANT_*), `args` adds command-line options such as --api-key."""
     port = free_port()
-    env = {"PAPER_ASSISTANT_DATA_DIR": str(data_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
+    full_env = {"PAPER_ASSISTANT_DATA_DIR": str(data_dir), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     if model_path is not None:
-        env["PAPER_ASSISTANT_LLM__MODEL_PATH"] = str(model_path)
-    cmd = [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return start("serve", cmd, port, log_dir, _status_ok("/healthz"), SERVE_START_TIMEOUT_S, env=env)
+        full_env["PAPER_ASSISTANT_LLM__MODEL_PATH"] = str(model_path)
+    cmd = [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    return start("serve", cmd, port, log_dir, _status_ok("/healthz"), SERVE_START_TIMEOUT_S, env=full_env)
 
 
 @contextmanager
