@@ -461,6 +461,17 @@ def authorize(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
         )
 
 
+def takes_query(*names: str) -> Any:
+    """Dependency refusing query parameters the route does not take: a misspelt `limt` fails loudly."""
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+            raise InputError(f"unknown query parameter(s) {shown}; this route takes "
+                             f"{', '.join(names) if names else 'none'}")
+    return Depends(check)
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -578,7 +589,9 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
     app.add_middleware(BodyLimit)
     _install_error_handlers(app)
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)."},
         401: {"model": ErrorBody, "description": "Missing or wrong API key."},
+        413: {"model": ErrorBody, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
         422: {"model": ErrorBody, "description": "Invalid request: empty or too long question, unknown paper id, wrong types."},
         503: {"model": ErrorBody, "description": "Busy (error `server_busy`, with a Retry-After header), or the chat "
               "model, its server or the vector store is not available."},
@@ -593,7 +606,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         return JSONResponse(report.model_dump(), status_code=200 if report.status == "ok" else 503)
 
     @app.post(f"{API_PREFIX}/answer", response_model=Answer, tags=["answers"], responses=errors,
-              dependencies=[Depends(authorize)])
+              dependencies=[Depends(authorize), takes_query()])
     async def answer(body: AnswerRequest, request: Request) -> Answer | JSONResponse:
         """Answer a question, citing the papers used; abstains when the papers do not cover it."""
         question = standalone_question(body)
@@ -616,7 +629,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
     @app.post(
         f"{API_PREFIX}/answer/stream",
         tags=["answers"],
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(authorize), takes_query()],
         responses={
             **errors,
             200: {
@@ -661,8 +674,9 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
             return _sse("answer", event.answer.model_dump(mode="json"))
         return _sse("token", {"text": event.text})
 
-    @app.get(f"{API_PREFIX}/papers", response_model=PaperPage, tags=["papers"], responses={401: errors[401]},
-             dependencies=[Depends(authorize)])
+    @app.get(f"{API_PREFIX}/papers", response_model=PaperPage, tags=["papers"],
+             responses={401: errors[401], 422: errors[422]},
+             dependencies=[Depends(authorize), takes_query("offset", "limit", "q")])
     async def papers(
         offset: int = Query(0, ge=0, description="Papers to skip."),
         limit: int = Query(50, ge=1, le=500, description="Papers to return."),
@@ -677,7 +691,8 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         return PaperPage(total=len(found), offset=offset, limit=limit, items=page)
 
     @app.get(f"{API_PREFIX}/papers/{{paper_id}}", response_model=Paper, tags=["papers"],
-             responses={401: errors[401], 404: {"model": ErrorBody}}, dependencies=[Depends(authorize)])
+             responses={401: errors[401], 404: {"model": ErrorBody}, 422: errors[422]},
+             dependencies=[Depends(authorize), takes_query()])
     async def paper(paper_id: str) -> Paper:
         """The full record of one paper."""
         found = runtime.assistant.papers.get(paper_id)

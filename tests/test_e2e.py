@@ -110,3 +110,37 @@ def test_corrupt_model_file_is_refused_by_sha(tmp_path: Path) -> None:
     (cache / MODEL_FILENAME).write_bytes(b"GGUF" + b"\0" * 1000)
     with pytest.raises(ModelError, match="corrupt or truncated.*delete it"):
         ensure_model(cache)
+
+
+def test_truncated_copy_of_the_cached_model_is_refused_by_sha(model_path: Path, tmp_path: Path) -> None:
+    from assistant.errors import ModelError
+    from assistant.modelfile import MODEL_FILENAME, ensure_model
+
+    cache = tmp_path / "models"
+    cache.mkdir()
+    with model_path.open("rb") as whole:
+        (cache / MODEL_FILENAME).write_bytes(whole.read(50 << 20))  # the first 50 MB of the real file
+    with pytest.raises(ModelError, match="corrupt or truncated.*delete it"):
+        ensure_model(cache)
+
+
+def test_truncated_model_file_of_ones_own_is_a_clear_error_not_a_crash(seed_assistant: Assistant,
+                                                                       seed_settings: Settings, tmp_path: Path) -> None:
+    assert seed_settings.llm.model_path is not None
+    truncated = tmp_path / "mine.gguf"
+    with seed_settings.llm.model_path.open("rb") as whole:
+        truncated.write_bytes(whole.read(20 << 20))  # a valid GGUF header, then nothing
+    settings = seed_settings.model_copy(update={"llm": seed_settings.llm.model_copy(update={"model_path": truncated})})
+    result = run_cli("ask", "What perplexity does the Kneser-Ney baseline reach on the billion-word benchmark?",
+                     settings=settings)
+    assert result.returncode == 1, result.stderr  # an error exit, not a signal from inside llama.cpp
+    assert "cannot load" in result.stderr and "complete GGUF" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_config_never_prints_the_chat_server_key(tmp_path: Path) -> None:
+    env = {**os.environ, "PAPER_ASSISTANT_DATA_DIR": str(tmp_path), "PAPER_ASSISTANT_LLM__API_KEY": "sk-secret-4e1d"}
+    result = subprocess.run([sys.executable, "-m", "assistant", "config"], capture_output=True, text=True, env=env,
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "sk-secret-4e1d" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["llm"]["api_key"] == "**********"

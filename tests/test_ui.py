@@ -9,10 +9,12 @@ filter, examples and error messages work, and the page never leaves 127.0.0.1.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -256,3 +258,29 @@ def test_stop_errors_feedback_copy_filter_examples_and_clear(page: Page, toy: tu
     page.click("#pa-clear")
     page.wait_for_function("document.querySelectorAll('#pa-chat .pa-answer').length === 0", timeout=5_000)
     assert "Ask a question" in page.inner_text("#pa-sources")
+
+
+def test_chat_says_when_the_server_is_full_and_recovers(page: Page, toy: tuple[str, ScriptedChat, Path]) -> None:
+    _, _, data_dir = toy
+    gate = threading.Event()
+    chat = ScriptedChat(default=list(QUOKKA_ANSWER), scripts=[["Quokka ", gate, "graph retrieval [1]."]])
+    assistant = Assistant(Settings(data_dir=data_dir, serve={"max_pending": 1}), chat_model=chat)
+    with ThreadServer(create_app(assistant)) as server:
+        holder = threading.Thread(target=httpx.post, args=(server.url + "/v1/answer",),
+                                  kwargs={"json": {"question": QUOKKA_Q}, "timeout": 60})
+        holder.start()  # an API request takes the only place and parks on the gate
+        try:
+            deadline = time.monotonic() + 30
+            while httpx.get(server.url + "/healthz", timeout=10).json()["pending"] < 1:
+                assert time.monotonic() < deadline, "the API request never took its place"
+                time.sleep(0.1)
+            open_ui(page, server.url)
+            ask(page, QUOKKA_Q)
+            wait_for_answers(page, 1)
+            assert "Too many questions at once" in last_answer_text(page) and "retry in" in last_answer_text(page)
+        finally:
+            gate.set()
+            holder.join(60)
+        ask(page, QUOKKA_Q)  # the place is free again
+        wait_for_answers(page, 2)
+        assert "91.5" in last_answer_text(page)

@@ -1,0 +1,61 @@
+"""The HTTP API against its own OpenAPI document, with schemathesis: generated requests, valid and
+invalid, to every operation, with the server's API key (and, from schemathesis, without it or with a
+wrong one). No response may be a 500, and every response must match the documented status codes,
+content types and schemas, and a wrong key must get 401. The model is scripted (hundreds of requests); retrieval,
+the index and the embedder are the real ones.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from assistant.api import Assistant
+from assistant.config import Settings
+from assistant.server import create_app
+from tests.conftest_server import ScriptedChat
+
+OPERATIONS = (
+    ("POST", "/v1/answer"),
+    ("POST", "/v1/answer/stream"),
+    ("GET", "/v1/papers"),
+    ("GET", "/v1/papers/{paper_id}"),
+    ("GET", "/healthz"),
+)
+EXAMPLES = 30  # per operation and mode
+API_KEY = "schema-test-key"
+# Left out: "a schema-valid request must not get 4xx". Rules the schema cannot state are checked on
+# purpose and answered 422: an unknown paper id, a question that is empty once control characters are
+# removed, or longer than max_question_tokens tokens.
+ACCEPTS_VALID = positive_data_acceptance  # with a key, schemathesis also checks that wrong keys are refused
+
+
+@pytest.fixture(scope="module")
+def api_schema(seed_assistant: Assistant, seed_settings: Settings) -> schemathesis.BaseSchema:
+    chat = ScriptedChat(default=["The Paloma benchmark measures fit on 585 text domains [1]."])
+    assistant = Assistant(seed_settings, chat_model=chat, embedder=seed_assistant.embedder)
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(assistant, api_key=API_KEY, ui=False))
+
+
+def test_every_operation_is_covered(api_schema: schemathesis.BaseSchema) -> None:
+    found = {(op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()}
+    assert found == set(OPERATIONS)
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+                         ids=["valid", "invalid"])
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_operation_conforms_and_never_500s(api_schema: schemathesis.BaseSchema, method: str, path: str,
+                                           mode: schemathesis.GenerationMode) -> None:
+    operation = api_schema[path][method]
+    if mode is schemathesis.GenerationMode.NEGATIVE and path == "/healthz":
+        pytest.skip("/healthz takes no input, so no request to it can be invalid")
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers={"Authorization": f"Bearer {API_KEY}"}, excluded_checks=[ACCEPTS_VALID])
+
+    check()
