@@ -127,16 +127,19 @@ class Assistant:
         self._check_paper_ids(paper_ids)
         passages = self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids)
         timings = {"retrieve": _ms(time.perf_counter() - started)}
-        base = Answer(question=question, answer=REFUSAL, abstained=True, passages=passages,
-                      index_fingerprint=self.fingerprint, timings_ms=timings)
-        if not passages or max(p.dense_score for p in passages) < self.settings.retrieval.min_dense_score:
+
+        def abstention() -> StreamEvent:
             timings["total"] = _ms(time.perf_counter() - started)
-            yield StreamEvent("answer", answer=base)
+            return StreamEvent("answer", answer=Answer(
+                question=question, answer=REFUSAL, abstained=True, passages=passages,
+                index_fingerprint=self.fingerprint, timings_ms=timings))
+
+        if not passages or max(p.dense_score for p in passages) < self.settings.retrieval.min_dense_score:
+            yield abstention()
             return
         packed = pack(passages, self.context_budget(question))
         if not packed:  # the window leaves no room for evidence: answering would be guessing
-            timings["total"] = _ms(time.perf_counter() - started)
-            yield StreamEvent("answer", answer=base)
+            yield abstention()
             return
         model = self.chat_model
         gen_start = time.perf_counter()

@@ -44,6 +44,7 @@ def test_weak_evidence_abstains_without_calling_the_model(make) -> None:  # type
     assistant, chat = make([])
     answer = assistant.ask("best lasagne recipe with basil")
     assert answer.abstained and answer.answer == REFUSAL and chat.seen == []
+    assert set(answer.timings_ms) == {"retrieve", "total"}  # an abstention is timed like an answer
 
 
 def test_stream_yields_tokens_then_the_answer(make) -> None:  # type: ignore[no-untyped-def]

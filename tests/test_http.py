@@ -239,6 +239,17 @@ def test_client_leaving_mid_stream_frees_the_model(scripted: tuple[str, Scripted
     assert not answer.json()["abstained"]
 
 
+def test_client_leaving_a_plain_answer_frees_the_model(scripted: tuple[str, ScriptedChat]) -> None:
+    url, chat = scripted
+    chat.scripts.append(["slow ", *slow_script(200, 0.2)])  # 40 s of generation if nobody stops it
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/v1/answer", json={"question": PALOMA_Q}, timeout=3)  # the client gives up
+    # The scripted model holds a lock like the real one: a generation left running would block this one.
+    answer = post(url, "/v1/answer", {"question": PALOMA_Q})
+    assert answer.status_code == 200, answer.text
+    assert not answer.json()["abstained"]
+
+
 def test_api_key_guards_the_api_and_ui_but_not_health(seed_assistant: Assistant, seed_settings: Settings) -> None:
     assistant = Assistant(seed_settings, chat_model=ScriptedChat(default=list(SCRIPTED_ANSWER)),
                           embedder=seed_assistant.embedder)
