@@ -487,6 +487,22 @@ def standalone_question(body: AnswerRequest) -> str:
 MAX_BODY_BYTES = 256 * 1024  # a question is at most a few hundred tokens; 50 turns of history fit easily
 
 
+class NoSniff:
+    """ASGI middleware: every response says `X-Content-Type-Options: nosniff`, so a browser never
+    reads JSON holding an abstract's `<script>` as a page."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def marked(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, marked if scope["type"] == "http" else send)
+
+
 class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes gets a JSON 413 before the app reads it."""
 
@@ -587,6 +603,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
     app.state.runtime = runtime
     app.add_middleware(AnswerGate, admission=runtime.admission)
     app.add_middleware(BodyLimit)
+    app.add_middleware(NoSniff)
     _install_error_handlers(app)
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)."},

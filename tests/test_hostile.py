@@ -198,3 +198,33 @@ def test_kill_9_during_ingest_then_ingest_again_leaves_exactly_the_corpus(tmp_pa
     assert sorted(c.id for c in store.all_chunks()) == sorted(c.id for c in expected)
     assert sorted(p.id for p in store.all_papers()) == sorted({c.paper_id for c in expected})
     assert store.chunks.count() == len(expected) and store.papers.count() == 400
+
+
+# --------------------------------------------------------------------------- markup is data in the API
+
+MARKUP_TITLE = "Quokka retrieval <script>alert('title')</script>"
+MARKUP_ABSTRACT = ("Quokka retrieval reaches 91.5 accuracy on Zyxwv. <img src=x onerror=\"alert('abstract')\"> "
+                   "See [the code](javascript:alert('link')).")
+MARKUP_ANSWER = "Quokka retrieval reaches 91.5 accuracy on Zyxwv [1]."
+
+
+def test_markup_in_abstracts_is_returned_as_plain_json(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    corpus = tmp_path / "markup.jsonl"
+    corpus.write_text(json.dumps({"title": MARKUP_TITLE, "abstract": MARKUP_ABSTRACT}) + "\n", encoding="utf-8")
+    assistant = Assistant(Settings(data_dir=data), chat_model=ScriptedChat(default=[MARKUP_ANSWER]))
+    assistant.ingest([corpus])
+    with ThreadServer(create_app(assistant, ui=False)) as server:
+        listed = httpx.get(server.url + "/v1/papers", timeout=30)
+        paper_id = listed.json()["items"][0]["id"]
+        paper = httpx.get(f"{server.url}/v1/papers/{paper_id}", timeout=30)
+        answer = httpx.post(server.url + "/v1/answer", json={"question": "What accuracy does quokka retrieval reach?"},
+                            timeout=60)
+    for response in (listed, paper, answer):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert paper.json()["title"] == MARKUP_TITLE and paper.json()["raw_abstract"] == MARKUP_ABSTRACT  # not escaped
+    assert answer.json()["citations"][0]["title"] == MARKUP_TITLE
+    assert "<script>" in answer.json()["passages"][0]["title"]
+    assert "onerror" in answer.json()["passages"][0]["text"] or "onerror" in answer.json()["citations"][0]["quote"]
