@@ -66,6 +66,9 @@ class RetrievalSettings(BaseModel):
     min_dense_score: float = Field(
         0.30, description="Abstain when no retrieved chunk reaches this cosine similarity to the question."
     )
+    split_question: bool = Field(
+        True, description="Also search each sentence of a question of several on its own (best match counts)."
+    )
     passage_tokens: int = Field(
         80, ge=20, description="Token budget per paper (twice that for the top paper): its most relevant sentences."
     )

@@ -138,6 +138,14 @@ class SentenceIndex:
         return " ".join(parts)
 
 
+def question_parts(question: str) -> list[str]:
+    """The sentences of a question of several that carry at least two content words; none for a
+    one-sentence question. Each is searched on its own too, so a real question after a paragraph of
+    preamble (or of injected instructions) still finds its paper."""
+    parts = [s for s in split_sentences(question) if len(content_words(s)) >= 2]
+    return parts if len(parts) >= 2 else []
+
+
 @dataclass
 class Hit:
     """A chunk found by one or both retrievers."""
@@ -207,21 +215,30 @@ class HybridRetriever(BaseRetriever):
 
     def hits(
         self, question: str, paper_ids: list[str] | None = None, mode: str = "hybrid",
-        question_vector: np.ndarray | None = None,
+        question_vector: np.ndarray | None = None, part_vectors: list[np.ndarray] | None = None,
     ) -> list[Hit]:
         """Chunks ranked by fused reciprocal rank; mode 'dense' or 'bm25' uses one retriever only.
 
         A `question_vector` already computed is reused instead of embedding the question again.
+        `part_vectors` (one per sentence of a question of several) query the store too; a chunk's
+        dense rank and score are then its best over the whole question and its parts.
         """
-        embedding = None if question_vector is None else [float(x) for x in question_vector]
-        bundle = QueryBundle(query_str=question, embedding=embedding)
         hits: dict[str, Hit] = {}
         if mode in ("hybrid", "dense"):
-            for rank, found in enumerate(self._dense(bundle, paper_ids)):
+            vectors = [None] if question_vector is None else [question_vector, *(part_vectors or [])]
+            best: dict[str, tuple[float, NodeWithScore]] = {}
+            for vector in vectors:
+                embedding = None if vector is None else [float(x) for x in vector]
+                for found in self._dense(QueryBundle(query_str=question, embedding=embedding), paper_ids):
+                    # Chroma's cosine distance d reaches LlamaIndex as exp(-d); undo that to get cosine back.
+                    cosine = 1.0 + math.log(max(found.score or 1e-9, 1e-9))
+                    if found.node.node_id not in best or cosine > best[found.node.node_id][0]:
+                        best[found.node.node_id] = (cosine, found)
+            ranked = sorted(best.values(), key=lambda pair: pair[0], reverse=True)[: self.settings.candidates]
+            for rank, (cosine, found) in enumerate(ranked):
                 hit = hits.setdefault(found.node.node_id, Hit(node=found.node))  # type: ignore[arg-type]
                 hit.fused += 1.0 / (self.settings.rrf_k + rank + 1)
-                # Chroma's cosine distance d reaches LlamaIndex as exp(-d); undo that to get cosine back.
-                hit.dense = 1.0 + math.log(max(found.score or 1e-9, 1e-9))
+                hit.dense = cosine
         if mode in ("hybrid", "bm25"):
             for rank, found in enumerate(self._sparse(question, paper_ids)):
                 hit = hits.setdefault(found.node.node_id, Hit(node=found.node))  # type: ignore[arg-type]
@@ -233,10 +250,12 @@ class HybridRetriever(BaseRetriever):
     ) -> list[Passage]:
         """The top papers in rank order, each with its abstract's sentences that bear on the question."""
         k = top_k or self.settings.top_k
-        question_vector = self.sentences.embedder.embed([question])[0]
+        parts = question_parts(question) if self.settings.split_question else []
+        vectors = self.sentences.embedder.embed([question, *parts])
+        question_vector = vectors[0]
         ranked: dict[str, Hit] = {}
         dense_of: dict[str, float] = {}
-        for hit in self.hits(question, paper_ids, mode, question_vector):
+        for hit in self.hits(question, paper_ids, mode, question_vector, list(vectors[1:])):
             pid = str(hit.node.metadata["paper_id"])
             dense_of[pid] = max(dense_of.get(pid, 0.0), hit.dense)
             ranked.setdefault(pid, hit)
