@@ -462,13 +462,18 @@ def authorize(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
 
 
 def takes_query(*names: str) -> Any:
-    """Dependency refusing query parameters the route does not take: a misspelt `limt` fails loudly."""
+    """Dependency refusing query parameters the route does not take (a misspelt `limt` fails loudly)
+    and parameters given more than once (which one would count is a guess)."""
     def check(request: Request) -> None:
         unknown = sorted(set(request.query_params) - set(names))
         if unknown:
             shown = ", ".join(repr(n[:40]) for n in unknown[:5])
             raise InputError(f"unknown query parameter(s) {shown}; this route takes "
                              f"{', '.join(names) if names else 'none'}")
+        given = [key for key, _ in request.query_params.multi_items()]
+        repeated = sorted({key for key in given if given.count(key) > 1})
+        if repeated:
+            raise InputError(f"query parameter(s) {', '.join(repeated)} given more than once; give each once")
     return Depends(check)
 
 

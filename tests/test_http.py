@@ -326,3 +326,12 @@ def test_follow_ups_are_rewritten_to_stand_alone(question: str, expected: str) -
 def test_follow_up_after_an_abstention_names_the_last_question() -> None:
     history = [Turn(question='Regarding the question "What is X?": Why?', answer="The papers I have do not answer.")]
     assert rewrite_followup("and how?", history) == 'Regarding the question "Why?": How?'
+
+
+def test_unknown_or_repeated_query_parameters_are_refused(scripted: tuple[str, ScriptedChat]) -> None:
+    url, _ = scripted
+    typo = httpx.get(url + "/v1/papers", params={"limt": 5}, timeout=30)
+    assert typo.status_code == 422 and "'limt'" in typo.json()["detail"] and "offset, limit, q" in typo.json()["detail"]
+    twice = httpx.get(url + "/v1/papers?q=a&q=b", timeout=30)
+    assert twice.status_code == 422 and "q given more than once" in twice.json()["detail"]
+    assert httpx.get(url + "/v1/papers", params={"q": "paloma", "limit": 5}, timeout=30).status_code == 200

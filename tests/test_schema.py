@@ -7,6 +7,8 @@ the index and the embedder are the real ones.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +26,7 @@ OPERATIONS = (
     ("GET", "/v1/papers/{paper_id}"),
     ("GET", "/healthz"),
 )
-EXAMPLES = 30  # per operation and mode
+EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "30"))  # per operation and mode; raise it to search longer
 API_KEY = "schema-test-key"
 # Left out: "a schema-valid request must not get 4xx". Rules the schema cannot state are checked on
 # purpose and answered 422: an unknown paper id, a question that is empty once control characters are
