@@ -52,7 +52,7 @@ CONTEXT_TITLES = 2  # titles of the previous answer prepended to a follow-up
 class CitedPaper(BaseModel):
     """A paper an earlier answer cited; only the title is needed (extra fields are ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     title: str
     paper_id: str = ""
@@ -61,7 +61,7 @@ class CitedPaper(BaseModel):
 class Turn(BaseModel):
     """One earlier exchange of a conversation. An Answer object from this API is a valid Turn."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     question: str = Field(description="The question as it was answered (an Answer's `question`).")
     answer: str = Field("", description="The answer text.")
@@ -130,7 +130,7 @@ def rewrite_followup(question: str, history: list[Turn]) -> str:
 class AnswerRequest(BaseModel):
     """A question, optionally restricted to some papers, optionally following earlier turns."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # true is not 1, 3.0 is not 3
 
     question: str = Field(description="The question (at most `max_question_tokens` tokens).")
     paper_ids: list[str] | None = Field(None, description="Search only these papers (ids from GET /v1/papers).")
