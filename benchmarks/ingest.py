@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.backends import MiniLMEmbedder
+from assistant.backends import Embedder, MiniLMEmbedder
 from assistant.chunking import chunk_corpus
 from assistant.config import Settings
 from assistant.corpus import load_corpus
@@ -26,9 +26,10 @@ TARGET_RATIO = 0.8
 
 
 class TimedEmbedder:
-    """Wraps the embedder (same name) and adds up the time spent inside `embed`."""
+    """Wraps an embedder (keeping its name, so the index fingerprint is unchanged) and adds up the
+    texts embedded and the time spent inside `embed`."""
 
-    def __init__(self, inner: MiniLMEmbedder) -> None:
+    def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim

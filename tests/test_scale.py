@@ -20,7 +20,7 @@ import pytest
 
 from assistant import Assistant
 from assistant.answering import REFUSAL
-from assistant.backends import Embedder, OpenAIChat, make_chat_model
+from assistant.backends import OpenAIChat, make_chat_model
 from assistant.chunking import chunk_corpus
 from assistant.config import Settings
 from assistant.corpus import load_corpus, make_paper
@@ -28,6 +28,7 @@ from assistant.errors import BackendUnavailable, StoreError
 from assistant.store import Store
 from assistant.text import count_tokens
 from assistant.types import Paper
+from benchmarks.ingest import TimedEmbedder
 from tests.fakes import HashEmbedder, QueueChat
 from tests.servers import MODEL_ALIAS, Server, free_port, running, start_chroma, start_llama_server
 
@@ -42,20 +43,6 @@ RETRIEVAL_QUESTIONS = (
 # plus the assistant header that opens the answer.
 TEMPLATE_TOKENS_PER_MESSAGE = 5
 TEMPLATE_TOKENS_REPLY = 3
-
-
-class CountingEmbedder:
-    """Wraps an embedder (keeping its name, so the index fingerprint is unchanged) and counts texts embedded."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self.texts = 0
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        self.texts += len(texts)
-        return self.inner.embed(texts)
 
 
 def http_store_settings(server: Server, data_dir: Path, **extra: object) -> Settings:
@@ -120,7 +107,7 @@ def test_seed_ingest_over_http_has_the_right_ids_and_counts(http_assistant: Assi
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_reingest_over_http_embeds_nothing(http_assistant: Assistant) -> None:
-    counting = CountingEmbedder(http_assistant.embedder)
+    counting = TimedEmbedder(http_assistant.embedder)
     store = Store(http_assistant.settings, counting)  # a fresh client on the same server
     before = store.status()
     report = store.ingest(load_corpus(http_assistant.settings.corpus.seed_paths))
@@ -161,7 +148,7 @@ def test_chroma_server_restart_keeps_the_index(tmp_path: Path) -> None:
         store.ingest(tiny_corpus())
         ids = {c.id for c in store.all_chunks()}
     with running(start_chroma(db, tmp_path / "logs")) as second:
-        counting = CountingEmbedder(HashEmbedder())
+        counting = TimedEmbedder(HashEmbedder())
         store = Store(http_store_settings(second, tmp_path / "data"), counting)
         assert {c.id for c in store.all_chunks()} == ids
         report = store.ingest(tiny_corpus())
