@@ -166,7 +166,7 @@ class HybridRetriever(BaseRetriever):
         self.settings = settings
         self.sentences = sentences
         self.location = store.location
-        self.papers: dict[str, Paper] = {p.id: p for p in store.all_papers()}
+        self.papers: dict[str, Paper] = {p.id: p for p in store.all_papers()}  # by id, in title order
         self.embed_model = LlamaIndexEmbedding(store.embedder)
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=self.embed_model)
         chunks = store.all_chunks()

@@ -189,21 +189,20 @@ class Health(BaseModel):
 # --------------------------------------------------------------------------- errors
 
 
+# Subclasses before their parents: the first class that matches decides.
+_ERROR_STATUS: tuple[tuple[type[AssistantError], int, str], ...] = (
+    (InputError, 422, "invalid_request"),
+    (ServerBusy, 503, "server_busy"),
+    (BackendTimeout, 504, "backend_timeout"),
+    (BackendUnavailable, 503, "backend_unavailable"),
+    (ModelError, 503, "model_unavailable"),
+    (StoreError, 503, "store_unavailable"),
+)
+
+
 def error_status(exc: AssistantError) -> tuple[int, str]:
     """HTTP status and error code for an AssistantError."""
-    if isinstance(exc, InputError):
-        return 422, "invalid_request"
-    if isinstance(exc, ServerBusy):
-        return 503, "server_busy"
-    if isinstance(exc, BackendTimeout):
-        return 504, "backend_timeout"
-    if isinstance(exc, BackendUnavailable):
-        return 503, "backend_unavailable"
-    if isinstance(exc, ModelError):
-        return 503, "model_unavailable"
-    if isinstance(exc, StoreError):
-        return 503, "store_unavailable"
-    return 500, "internal_error"
+    return next(((status, code) for cls, status, code in _ERROR_STATUS if isinstance(exc, cls)), (500, "internal_error"))
 
 
 def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -294,7 +293,6 @@ class Runtime:
     store_error: str | None = None
     last_error: ErrorBody | None = None
     admission: Admission = field(init=False)
-    _sorted: tuple[int, list[Paper]] = (0, [])
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.assistant.settings.serve.max_pending)
@@ -357,18 +355,16 @@ class Runtime:
             max_pending=self.admission.limit,
         )
 
-    def sorted_papers(self) -> list[Paper]:
-        """The indexed papers sorted by title, computed once per index load."""
-        papers = self.assistant.papers
-        if self._sorted[0] != id(papers):
-            self._sorted = (id(papers), sorted(papers.values(), key=lambda p: (p.title.lower(), p.id)))
-        return self._sorted[1]
-
     def check_key(self, supplied: str | None) -> bool:
         """True when no key is configured or `supplied` matches it (constant-time)."""
         if self.api_key is None:
             return True
         return supplied is not None and hmac.compare_digest(supplied.encode(), self.api_key.encode())
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as 'Type: message' (just the type when it has no message)."""
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
 
 
 async def _connect_failure(url: str, timeout_s: float) -> str | None:
@@ -378,7 +374,7 @@ async def _connect_failure(url: str, timeout_s: float) -> str | None:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout_s)
     except (OSError, TimeoutError) as exc:
-        return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+        return _why(exc)
     writer.close()
     return None
 
@@ -389,7 +385,7 @@ async def _heartbeat_failure(url: str, timeout_s: float) -> str | None:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             response = await client.get(url)
     except httpx.HTTPError as exc:
-        return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+        return _why(exc)
     return None if response.status_code == 200 else f"heartbeat answered {response.status_code}"
 
 
@@ -563,8 +559,8 @@ class AnswerGate:
         try:
             self.admission.enter()
         except ServerBusy as exc:
-            await _send_json(send, 503, {"error": "server_busy", "detail": str(exc)},
-                             [(b"retry-after", str(exc.retry_after_s).encode())])
+            status, code = error_status(exc)
+            await _send_json(send, status, ErrorBody(error=code, detail=str(exc)).model_dump(), _retry_headers(exc))
             return
         started = time.perf_counter()
         status = 0
@@ -581,11 +577,13 @@ class AnswerGate:
             self.admission.leave(time.perf_counter() - started if status == 200 else None)
 
 
-async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+async def _send_json(send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    """A JSON response straight from ASGI middleware, before the app runs."""
     data = json.dumps(body).encode()
+    extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                            *headers]})
+                            *extra]})
     await send({"type": "http.response.body", "body": data})
 
 
@@ -705,7 +703,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         q: str | None = Query(None, max_length=200, description="Only titles containing all these words."),
     ) -> PaperPage:
         """Indexed papers (id and title), sorted by title, with paging and a title search."""
-        found = runtime.sorted_papers()
+        found = list(runtime.assistant.papers.values())  # already in title order
         if q and q.strip():
             words = q.lower().split()
             found = [p for p in found if all(w in p.title.lower() for w in words)]

@@ -202,10 +202,10 @@ class Store:
         return chunks
 
     def all_papers(self) -> list[Paper]:
-        """Every stored paper, sorted by title."""
+        """Every stored paper, sorted by title (case-insensitive), then id."""
         got = _get_all(self.papers, ["documents", "metadatas"])
         papers = [_to_paper(pid, doc, meta) for pid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])]
-        return sorted(papers, key=lambda p: p.title.lower())
+        return sorted(papers, key=lambda p: (p.title.lower(), p.id))
 
 
 def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:

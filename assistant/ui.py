@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from fastapi import FastAPI
 
-from .errors import AssistantError, BackendUnavailable, InputError, ModelError, ServerBusy, StoreError
-from .server import API_PREFIX, CitedPaper, Runtime, Turn, rewrite_followup, stream_events
+from .errors import AssistantError
+from .server import API_PREFIX, CitedPaper, Runtime, Turn, error_status, rewrite_followup, stream_events
 from .types import Answer, Paper
 
 if TYPE_CHECKING:
@@ -127,20 +127,20 @@ def answer_message(question: str, standalone: str, answer: Answer, turn: int, dr
     return {"role": "assistant", "content": _block("pa-answer", inner)}
 
 
+_ERROR_WORDS = {  # by the API's error code, so the chat and the API classify failures alike
+    "invalid_request": "I can't take that question: {}",
+    "server_busy": "Too many questions at once: {}.",
+    "backend_timeout": "The language model server did not answer: {}",
+    "backend_unavailable": "The language model server did not answer: {}",
+    "model_unavailable": "The language model is not available: {}",
+    "store_unavailable": "The paper index is not available: {}",
+}
+
+
 def error_message(exc: BaseException) -> Message:
     """An error as a chat message, in words, without a traceback."""
-    if isinstance(exc, InputError):
-        text = f"I can't take that question: {exc}"
-    elif isinstance(exc, ServerBusy):
-        text = f"Too many questions at once: {exc}."
-    elif isinstance(exc, BackendUnavailable):
-        text = f"The language model server did not answer: {exc}"
-    elif isinstance(exc, ModelError):
-        text = f"The language model is not available: {exc}"
-    elif isinstance(exc, StoreError):
-        text = f"The paper index is not available: {exc}"
-    elif isinstance(exc, AssistantError):
-        text = f"Something went wrong: {exc}"
+    if isinstance(exc, AssistantError):
+        text = _ERROR_WORDS.get(error_status(exc)[1], "Something went wrong: {}").format(exc)
     else:
         text = "Something went wrong while answering; the server log has the details. Try again."
     return {"role": "assistant", "content": _block("pa-answer pa-error", "⚠ " + escape(text))}
