@@ -18,7 +18,7 @@ from pathlib import Path
 from .backends import ChatModel, ChatPiece, Messages
 from .config import PROJECT_ROOT
 from .errors import InputError
-from .text import count_tokens, encoding_for
+from .text import count_tokens, encoding_for, split_sentences
 from .types import Passage
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
@@ -49,6 +49,7 @@ class Prompts:
     system: str
     user: str
     passage: str
+    translate: str
 
     @classmethod
     def load(cls, folder: Path = PROMPTS_DIR) -> Prompts:
@@ -57,23 +58,45 @@ class Prompts:
             system=load_prompt("answer_system", set(), folder),
             user=load_prompt("answer_user", {"passages", "question"}, folder),
             passage=load_prompt("passage", {"key", "title", "text"}, folder),
+            translate=load_prompt("translate_question", {"question"}, folder),
         )
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def clean_question(question: object, max_tokens: int) -> str:
-    """The question with control characters removed; raises InputError if empty or too long."""
+def clean_question(question: object) -> str:
+    """The question with control characters removed; raises InputError if it is not text or empty."""
     if not isinstance(question, str):
         raise InputError("the question must be text")
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()
     if not text:
         raise InputError("the question is empty; type a question about the papers")
-    n = count_tokens(text)
-    if n > max_tokens:
-        raise InputError(f"the question is {n} tokens long; shorten it to at most {max_tokens} tokens")
     return text
+
+
+def shorten_question(text: str, max_tokens: int) -> tuple[str, bool]:
+    """(question, shortened?): a question over `max_tokens` keeps its end: the last sentence that asks
+    something (and the sentence before it when that one is very short) and what follows it, since a
+    long message (pasted notes, a preamble) ends with the question itself."""
+    if count_tokens(text) <= max_tokens:
+        return text, False
+    sentences = split_sentences(text.replace("\n", " "))
+    asks = max((i for i, s in enumerate(sentences) if s.rstrip().endswith("?")), default=len(sentences) - 1)
+    kept: list[str] = []
+    used = 0
+    for i in range(len(sentences) - 1, -1, -1):  # from the end back to the last question, plus its lead-in if short
+        if i < asks and (i < asks - 1 or used >= 16):
+            break
+        cost = count_tokens(sentences[i]) + 1
+        if used + cost > max_tokens:
+            break
+        kept.insert(0, sentences[i])
+        used += cost
+    if not kept:  # one endless sentence: its last max_tokens tokens
+        enc = encoding_for("cl100k_base")
+        return enc.decode(enc.encode(text, disallowed_special=())[-max_tokens:]).strip(), True
+    return " ".join(kept), True
 
 
 def pack(passages: list[Passage], budget_tokens: int) -> list[Passage]:
@@ -112,3 +135,11 @@ def stream_draft(
 ) -> Iterator[ChatPiece]:
     """Stream the model's draft for `question` over `passages` (keys are 1-based positions)."""
     yield from model.stream(build_messages(prompts, question, passages), max_tokens)
+
+
+def translate(model: ChatModel, prompts: Prompts, question: str, max_tokens: int = 96) -> str:
+    """The question in English, by the chat model; the question itself if the reply is empty."""
+    messages: Messages = [{"role": "user", "content": prompts.translate.format(question=question)}]
+    reply = "".join(p.text for p in model.stream(messages, max_tokens)).strip()
+    reply = re.sub(r"^(english( question)?|question)\s*:\s*", "", reply, flags=re.IGNORECASE).strip().strip('"')
+    return reply.splitlines()[0].strip() if reply else question

@@ -14,17 +14,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .answering import REFUSAL, Prompts, clean_question, pack, stream_draft
+from .answering import REFUSAL, Prompts, clean_question, pack, shorten_question, stream_draft, translate
 from .backends import ChatModel, Embedder, MiniLMEmbedder, make_chat_model
 from .config import Settings
 from .corpus import load_corpus
 from .errors import InputError
-from .grounding import SupportChecker, ground
+from .grounding import SupportChecker, Verify, ground, strip_keys, tidy
 from .judging import Judge
-from .retrieval import HybridRetriever, SentenceIndex
+from .listing import ListJudge, is_list_question, render_list
+from .retrieval import HybridRetriever, SentenceIndex, anchored
 from .store import IngestReport, Store
-from .text import count_tokens
-from .types import Answer, Draft, Paper, Passage
+from .text import count_tokens, looks_english
+from .types import Answer, Citation, Draft, Paper, Passage
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Assistant:
     def _reload(self) -> None:
         self.retriever = HybridRetriever(self.store, self.settings.retrieval, self.sentences)
         self.papers: dict[str, Paper] = self.retriever.papers
+        self.lister = ListJudge(self.papers, self.sentences)
 
     @property
     def fingerprint(self) -> str:
@@ -91,11 +93,28 @@ class Assistant:
         self._reload()
         return report
 
-    def retrieve(self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None) -> list[Passage]:
-        """Ranked passages for a question, one per paper."""
-        question = clean_question(question, self.settings.max_question_tokens)
+    def retrieve(
+        self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None, mode: str | None = None
+    ) -> list[Passage]:
+        """Ranked passages for a question, one per paper; `mode` 'hybrid', 'dense' or 'bm25' (default: settings)."""
+        question, _ = shorten_question(clean_question(question), self.settings.max_question_tokens)
         self._check_paper_ids(paper_ids)
-        return self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids)
+        return self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids, mode=mode)
+
+    def check_claims(self, claims: list[tuple[str, list[str]]], question: str = "") -> list[float]:
+        """Support of each (claim, cited paper ids) by those papers' abstracts taken together, in [0, 1]
+        (0 for a claim citing no known paper); in judge mode a claim the judge rejects scores 0."""
+        texts = [strip_keys(tidy(text)) for text, _ in claims]
+        vectors = self.checker.claim_vectors(texts) if texts else []
+        verify = self._verifier()
+        scores = []
+        for text, (_, pids), vector in zip(texts, claims, vectors):
+            papers = [self.papers[p] for p in dict.fromkeys(pids) if p in self.papers]
+            score = self.checker.score_set(text, vector, papers, question)
+            if score and verify is not None and not verify(text, papers):
+                score = 0.0
+            scores.append(score)
+        return scores
 
     def context_budget(self, question: str) -> int:
         """Tokens the passages may take: the configured budget, never more than the model's window
@@ -109,6 +128,12 @@ class Assistant:
         if unknown:
             raise InputError(f"unknown paper id(s): {', '.join(unknown[:5])}; list ids with `paper-assistant papers`")
 
+    def _verifier(self) -> Verify | None:
+        if self.settings.grounding_mode != "judge":
+            return None
+        judge = Judge(self.chat_model)
+        return lambda claim, papers: judge.judge(claim, papers).supported is not False
+
     def ask(self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None) -> Answer:
         """Answer a question, citing paper titles; abstains when the papers do not cover it."""
         final: Answer | None = None
@@ -121,31 +146,58 @@ class Assistant:
     def ask_stream(
         self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None
     ) -> Iterator[StreamEvent]:
-        """Yield the model's tokens as they come, then the grounded Answer."""
+        """Yield the model's tokens as they come, then the grounded Answer.
+
+        A question over `max_question_tokens` is answered from its final sentences; one in another
+        language is put into English first (the answer is in English); one that asks which papers fit
+        gets a list answer, judged paper by paper, without generation."""
         started = time.perf_counter()
-        question = clean_question(question, self.settings.max_question_tokens)
+        asked = clean_question(question)
         self._check_paper_ids(paper_ids)
-        passages = self.retriever.passages(question, top_k=top_k, paper_ids=paper_ids)
-        timings = {"retrieve": _ms(time.perf_counter() - started)}
+        text, truncated = shorten_question(asked, self.settings.max_question_tokens)
+        timings: dict[str, float] = {}
+        if self.settings.translate_questions and not looks_english(text):
+            translate_start = time.perf_counter()
+            text = translate(self.chat_model, self.prompts, text)
+            timings["translate"] = _ms(time.perf_counter() - translate_start)
+        listing = is_list_question(text)
+        retrieval = self.settings.retrieval
+        k = top_k or retrieval.top_k
+        passages = self.retriever.passages(
+            text, top_k=max(k, retrieval.list_candidates) if listing else k, paper_ids=paper_ids)
+        timings["retrieve"] = _ms(time.perf_counter() - started)
 
-        def abstention() -> StreamEvent:
+        def finish(answer: Answer) -> StreamEvent:
             timings["total"] = _ms(time.perf_counter() - started)
-            return StreamEvent("answer", answer=Answer(
-                question=question, answer=REFUSAL, abstained=True, passages=passages,
-                index_fingerprint=self.fingerprint, timings_ms=timings))
+            return StreamEvent("answer", answer=answer.model_copy(update={
+                "question": asked, "question_truncated": truncated, "question_used": text if text != asked else "",
+                "passages": passages, "timings_ms": timings, "index_fingerprint": self.fingerprint}))
 
-        if not passages or max(p.dense_score for p in passages) < self.settings.retrieval.min_dense_score:
-            yield abstention()
+        refusal = Answer(question=asked, answer=REFUSAL, abstained=True)
+        strong = passages and (max(p.dense_score for p in passages) >= retrieval.min_dense_score
+                               or anchored(text, passages, self.papers))
+        if not strong:
+            yield finish(refusal)
             return
-        packed = pack(passages, self.context_budget(question))
+        if listing:
+            items, _ = self.lister.items(text, passages, retrieval.list_min_fit, retrieval.list_max_items)
+            if not items:
+                yield finish(refusal)
+                return
+            citations = [Citation(key=i.key, paper_id=i.paper_id, title=i.title, quote=i.quote, support=i.support)
+                         for i in items]
+            yield finish(Answer(question=asked, answer=render_list(items), abstained=False, kind="list",
+                                items=items, citations=citations))
+            return
+        packed = pack(passages, self.context_budget(text))
         if not packed:  # the window leaves no room for evidence: answering would be guessing
-            yield abstention()
+            yield finish(refusal)
             return
         model = self.chat_model
         gen_start = time.perf_counter()
         pieces: list[str] = []
         usage: dict[str, int] = {}
-        for piece in stream_draft(model, self.prompts, question, packed, self.settings.llm.max_tokens):
+        for piece in stream_draft(model, self.prompts, text, packed, self.settings.llm.max_tokens):
             if piece.text:
                 if not pieces:
                     timings["first_token"] = _ms(time.perf_counter() - started)
@@ -155,17 +207,7 @@ class Assistant:
         timings["generate"] = _ms(time.perf_counter() - gen_start)
         ground_start = time.perf_counter()
         draft = Draft(text="".join(pieces), passages=packed, model=model.name, usage=usage)
-        verify = None
-        if self.settings.grounding_mode == "judge":
-            judge = Judge(model)
-            verify = lambda claim, paper: judge.judge(claim, paper).supported is not False
-        answer = ground(
-            draft, self.papers, self.checker, self.settings.min_support, self.settings.drop_unsupported_claims, verify,
-            question,
-        )
+        answer = ground(draft, self.papers, self.checker, self.settings.min_support,
+                        self.settings.drop_unsupported_claims, self._verifier(), text)
         timings["ground"] = _ms(time.perf_counter() - ground_start)
-        timings["total"] = _ms(time.perf_counter() - started)
-        final = answer.model_copy(
-            update={"question": question, "passages": passages, "timings_ms": timings, "index_fingerprint": self.fingerprint}
-        )
-        yield StreamEvent("answer", answer=final)
+        yield finish(answer)

@@ -67,7 +67,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     question = " ".join(args.question)
     from .answering import clean_question
 
-    clean_question(question, settings.max_question_tokens)  # fail fast, before loading anything
+    clean_question(question)  # fail fast, before loading anything
     assistant = Assistant.from_settings(settings, progress=ProgressBar("embedding chunks"))
     if args.json:
         print(json.dumps(assistant.ask(question, top_k=args.top_k).model_dump(), indent=2, ensure_ascii=False))
@@ -141,32 +141,80 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Run the eval suite and write results.json + report.html; thresholds make it fail."""
-    from evals.runner import BASELINES, CI_SUBSET, run, write_results
+    """Run the eval and write results.json + report.html; --gate and --fail-under make it fail."""
+    from evals.gate import check, load_gate, parse_bounds
+    from evals.questions import KINDS, load_questions, select
+    from evals.runner import gate_questions, run, write_results
+    from evals.systems import BASELINES
 
     baselines = tuple(b for b in (args.baseline or BASELINES) if b != "none")
-    unknown = [b for b in baselines if b not in BASELINES]
+    unknown = [b for b in baselines + tuple(args.kind or ()) if b not in BASELINES + KINDS]
     if unknown:
-        raise InputError(f"unknown baseline {unknown[0]}; choose from {', '.join(BASELINES)} or none")
-    results = run(_settings(args), only=args.only, limit=args.limit, ids=CI_SUBSET if args.ci_subset else None,
-                  baselines=baselines, progress=not args.quiet)
+        raise InputError(f"unknown baseline or kind {unknown[0]}; baselines: {', '.join(BASELINES)} or none; "
+                         f"kinds: {', '.join(KINDS)}")
+    try:
+        bounds = parse_bounds(args.fail_under or [])
+        gate = load_gate() if args.gate else None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if gate is not None:
+        questions = gate_questions(gate["sample"])
+        bounds = {**gate["thresholds"], **bounds}
+        baselines = tuple(b for b in baselines if args.baseline)  # the gate runs ours alone unless asked
+    else:
+        split = None if args.split == "all" else args.split
+        questions = select(load_questions(), split, tuple(args.kind) if args.kind else None, args.limit,
+                           tuple(args.ids.split(",")) if args.ids else None)
+    if not questions:
+        raise InputError("no question matches --split/--kind/--ids; see evals/data/questions.jsonl")
+    before = Path(args.before) if args.before else None
+    if before is not None and not (before / "assistant" / "api.py").is_file():
+        raise InputError(f"--before {before}: not a checkout of paper-assistant; make one with "
+                         "`git worktree add DIR COMMIT`")
+    results = run(_settings(args), questions, baselines=baselines, progress=not args.quiet,
+                  retrieval=not args.gate, before=before)
     path, html = write_results(results, Path(args.out))
-    ours = results["answers"]["ours"]["summary"]
-    print(json.dumps({"results": str(path), "report": str(html), "ours": {
-        k: ours[k] for k in ("answer_accuracy", "citation_precision", "citation_recall", "abstention_on_unanswerable",
-                             "false_abstention", "prompt_leaks")},
-        "retrieval_hit@5_single": results["retrieval"]["ours"]["summary"]["single"]["hit@5"],
-        "checker_balanced_accuracy": results["checker"]["balanced_accuracy"]}, indent=2))
-    failed = []
-    for rule in args.fail_under or []:
-        name, _, floor = rule.partition("=")
-        value = ours.get(name, results["checker"].get(name))
-        if value is None or value < float(floor):
-            failed.append(f"{name}={value} < {floor}")
-    if failed:
-        print("paper-assistant: eval below threshold: " + "; ".join(failed), file=sys.stderr)
-        return 3
+    print(render_eval(results))
+    print(f"results: {path}\nreport:  {html}")
+    missed = check(results["answers"]["ours"]["summary"], bounds)
+    if missed:
+        print("paper-assistant: eval below threshold: " + "; ".join(missed), file=sys.stderr)
+        return 1
     return 0
+
+
+def render_eval(results: dict) -> str:  # type: ignore[type-arg]
+    """The eval's headline table: one row per system, then correctness per kind."""
+    from evals.questions import KINDS
+
+    cols = [("answer_accuracy", "correct"), ("gold_precision", "gold P"), ("gold_recall", "gold R"),
+            ("gold_precision_multi", "multi P"), ("gold_recall_multi", "multi R"),
+            ("faithfulness_draft", "draft faith"), ("discarded_correct", "discarded"),
+            ("abstention_on_unanswerable", "abstain unans"), ("false_abstention", "false abst"),
+            ("prompt_leaks", "leaks")]
+
+    def fmt(v: object) -> str:
+        return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    answers = results["answers"]
+    lines = ["system            " + " ".join(f"{label:>13}" for _, label in cols) + "   p50 s   p95 s"]
+    for name, data in answers.items():
+        s = data["summary"]
+        lat = s["latency_ms"]["total"]
+        lines.append(f"{name:<18}" + " ".join(f"{fmt(s.get(k)):>13}" for k, _ in cols)
+                     + f"  {fmt((lat['p50'] or 0) / 1000):>6}  {fmt((lat['p95'] or 0) / 1000):>6}")
+    kinds = [k for k in KINDS if any(k in d["summary"]["by_kind"] for d in answers.values())]
+    lines.append("")
+    lines.append("correct / gold P / gold R by kind")
+    lines.append("system            " + " ".join(f"{k[:14]:>16}" for k in kinds))
+    for name, data in answers.items():
+        by = data["summary"]["by_kind"]
+        cells = [f"{fmt(by[k]['correct'])}/{fmt(by[k]['gold_precision'])}/{fmt(by[k]['gold_recall'])}"
+                 if k in by else "-" for k in kinds]
+        lines.append(f"{name:<18}" + " ".join(f"{c:>16}" for c in cells))
+    for split, c in results["checker"].items():
+        lines.append(f"checker ({split}, {c['n']} claims): balanced accuracy {fmt(c['balanced_accuracy'])}")
+    return "\n".join(lines)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -211,12 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="run the eval suite; writes results.json and report.html")
+    p.add_argument("--split", choices=["dev", "test", "all"], default="dev",
+                   help="questions of this split (default dev; test is for reporting only)")
+    p.add_argument("--kind", action="append", help="only questions of this kind (repeatable)")
+    p.add_argument("--ids", help="only these question ids, comma-separated")
     p.add_argument("--limit", type=int, help="at most N questions of each kind")
-    p.add_argument("--only", choices=["single", "multi", "unanswerable", "adversarial"])
     p.add_argument("--baseline", action="append", help="bm25, dense, citation_engine or none (repeatable)")
-    p.add_argument("--ci-subset", action="store_true", help="the fixed fast subset CI runs")
+    p.add_argument("--gate", action="store_true",
+                   help="run the gate's seeded sample of the dev split and fail below evals/gate.json's thresholds")
     p.add_argument("--out", default="artifacts/eval", help="output folder")
-    p.add_argument("--fail-under", action="append", metavar="METRIC=VALUE", help="exit 3 if a metric of ours is lower")
+    p.add_argument("--fail-under", action="append", metavar="METRIC=VALUE",
+                   help="exit 1 if a metric of ours misses VALUE (lower-is-better metrics: if it exceeds it)")
+    p.add_argument("--before", metavar="DIR",
+                   help="also run the assistant of this checkout (e.g. `git worktree add DIR HEAD~1`) as system "
+                   "'before', question by question in the same run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 

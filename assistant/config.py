@@ -60,6 +60,9 @@ class StoreSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     """Hybrid retrieval: dense + BM25, fused by reciprocal rank."""
 
+    mode: Literal["hybrid", "dense", "bm25"] = Field(
+        "hybrid", description="'hybrid' fuses dense and BM25; 'dense' or 'bm25' uses one retriever (eval baselines)."
+    )
     top_k: int = Field(3, ge=1, le=50, description="Papers handed to the answerer.")
     candidates: int = Field(20, ge=1, description="Chunks taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
@@ -73,6 +76,13 @@ class RetrievalSettings(BaseModel):
         80, ge=20, description="Token budget per paper (twice that for the top paper): its most relevant sentences."
     )
     context_tokens: int = Field(500, ge=50, description="Token budget for all passages packed into the prompt.")
+    list_candidates: int = Field(
+        12, ge=1, le=100, description="Papers judged one by one for a question that asks which papers fit."
+    )
+    list_min_fit: float = Field(
+        0.35, ge=0.0, le=1.0, description="How well an abstract must match what a list question asks for to be listed."
+    )
+    list_max_items: int = Field(4, ge=1, le=50, description="Papers a list answer shows at most.")
 
 
 class LLMSettings(BaseModel):
@@ -115,7 +125,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAPER_ASSISTANT_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Index, model cache and feedback.")
-    max_question_tokens: int = Field(256, ge=8, description="Longer questions are refused.")
+    max_question_tokens: int = Field(
+        256, ge=8, description="A longer question is answered from its final sentences (question_truncated: true)."
+    )
+    translate_questions: bool = Field(
+        True, description="The chat model puts a question in another language into English before retrieval "
+        "(the embedder and the abstracts are English); the answer comes in English."
+    )
     drop_unsupported_claims: bool = Field(True, description="Remove claims their cited abstract does not support.")
     grounding_mode: Literal["checker", "judge"] = Field(
         "checker", description="'judge' also asks the chat model to confirm each claim (slower, one call per claim)."

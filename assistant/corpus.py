@@ -20,6 +20,12 @@ SUBSCRIBE_PREFIX = "Subscribe"
 MIN_ABSTRACT_CHARS = 80
 
 _RESIDUE = [
+    (re.compile(r"(?<![\w$])\$([^$\s][^$\n]{0,78}?)\$(?![\w$])"), r"\1"),  # inline math: "$k$" -> "k"
+    (re.compile(r"\\(?:text|mathrm|mathbf|textbf|textit|emph|mathit)\{([^}]*)\}"), r"\1"),
+    (re.compile(r"\\times\b"), "\u00d7"),
+    (re.compile(r"\\(?:sim|approx)\b"), "~"),
+    (re.compile(r"\\([%&#_$])"), r"\1"),  # "91.5\%" -> "91.5%"
+    (re.compile(r"\\([A-Za-z]+)\b"), r"\1"),  # any other LaTeX command: "\alpha" -> "alpha"
     (re.compile(r"x2013"), "\u2013"),  # en dash left as its code point
     (re.compile(r"x2014"), "\u2014"),
     (re.compile(r"(?<=\d)times\b"), "\u00d7"),  # "1.3times" -> "1.3×"

@@ -1,29 +1,36 @@
-"""Draft -> Answer: citation keys resolved to papers, each claim checked against its cited abstract.
+"""Draft -> Answer: citation keys resolved to papers, each claim checked against what it cites.
 
-A claim is one sentence of the draft. Its support for a cited abstract combines the best
+A claim is one sentence of the draft. Its support by a set of abstracts combines the best
 sentence-level embedding similarity with lexical evidence, and is zero when a number or a named
-method of the claim appears nowhere in that abstract. Keys the prompt never offered are dropped;
-a citation whose abstract does not support its claim moves to a packed abstract that does, or
-is dropped; unsupported claims are flagged and (by default) removed from the shown answer. If
-nothing supported remains, the answer abstains with the one refusal phrase. The scoring
-functions are pure; the embedder is passed in. Does not call the chat model.
+method of the claim appears in none of them. A sentence is supported when the abstracts it cites,
+taken together, support it (ALCE's rule); a citation is dropped only when it supports nothing on
+its own and removing it loses nothing. A sentence whose subject is its citations ("[1] and [2]
+study X") is a claim about each of them, so each must support it alone. Keys the prompt never
+offered are dropped; a claim none of its citations supports moves to a packed abstract that does,
+or is flagged and (by default) removed. If nothing supported remains, the answer abstains with
+the one refusal phrase. The scoring functions are pure; the embedder is passed in. Does not call
+the chat model.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .answering import REFUSAL
+from .corpus import clean_text
 from .retrieval import SentenceIndex
-from .text import content_words, split_sentences
+from .text import asks_for_number, content_words, named_terms, split_sentences
 from .types import Answer, Citation, Claim, Draft, Paper
 
 KEY_GROUP = re.compile(r"\[\s*(?:(?:source|abstract|paper)\s*)?(\d+(?:\s*[,;]\s*(?:(?:source|abstract|paper)\s*)?\d+)*)\s*\]", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
-NAMED = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
+# A sentence that opens with its citations as subject: "[1] and [2] study ...", "[3], [4] report ...".
+SUBJECT = re.compile(r"^\s*((?:\[[^\]]*\]\s*(?:,|;|and|&)?\s*)+)(?=[a-z])")
+LABEL = re.compile(r"\b(?:Title|Abstract)\s*:\s*", re.IGNORECASE)
 COSINE_FLOOR, COSINE_SPAN = 0.35, 0.45  # MiniLM cosines below ~0.35 are unrelated text
 EMBED_WEIGHT = 0.55
 
@@ -37,15 +44,15 @@ def numbers_in(text: str) -> set[str]:
     return {_norm_number(t) for t in NUMBER.findall(text)}
 
 
-def named_terms(text: str) -> set[str]:
-    """Method-like names: words with an inner capital or digit, such as PARSeq, BERT-PLM, GPT-4."""
-    return {t.lower() for t in NAMED.findall(text)}
-
-
 def strip_keys(text: str) -> str:
     """Text without citation markers."""
     text = re.sub(r"\s{2,}", " ", KEY_GROUP.sub("", text))
     return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
+
+
+def tidy(text: str) -> str:
+    """Text fit to show: markup residue undone and passage labels ("Title:") removed."""
+    return clean_text(LABEL.sub("", text))
 
 
 def lexical_support(claim: str, evidence: str) -> float:
@@ -90,7 +97,16 @@ class SupportChecker:
         cosines = ev.vectors @ claim_vector
         best = int(np.argmax(cosines[1:]) + 1) if len(cosines) > 1 else 0
         support = combine(float(cosines.max()), lexical_support(claim, ev.full_text), missing_facts(claim, ev.full_text, question))
-        return support, ev.raw_sentences[best]
+        return support, ev.clean_sentences[best]
+
+    def score_set(self, claim: str, claim_vector: np.ndarray, papers: list[Paper], question: str = "") -> float:
+        """Support of `claim` by the abstracts of `papers` taken together (0.0 for no papers)."""
+        if not papers:
+            return 0.0
+        evidence = [self.sentences.evidence(p) for p in papers]
+        best = max(float((ev.vectors @ claim_vector).max()) for ev in evidence)
+        text = " ".join(ev.full_text for ev in evidence)
+        return combine(best, lexical_support(claim, text), missing_facts(claim, text, question))
 
     def claim_vectors(self, claims: list[str]) -> np.ndarray:
         """Vectors of the claims (citation markers removed)."""
@@ -124,7 +140,7 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
     sentences = split_sentences(text.replace("\n", " "))
     claims: list[tuple[str, list[int]]] = []
     for sentence in sentences:
-        lead = re.match(r"^((?:\s*\[[^\]]*\])+)\s*", sentence)
+        lead = re.match(r"^((?:\s*\[[^\]]*\]\s*[,;]?)+)\s*", sentence)
         rest = sentence[lead.end() :] if lead else ""
         if lead and claims and not rest[:1].islower():  # "[2] reports ..." keeps its subject
             prev_text, prev_keys = claims[-1]
@@ -142,6 +158,16 @@ def _keys(text: str) -> list[int]:
             if int(part) not in keys:
                 keys.append(int(part))
     return keys
+
+
+def finished(text: str) -> str:
+    """The draft without a last sentence the token budget cut off (it ends without . ! or ?)."""
+    body = text.rstrip()
+    tail = re.sub(r"(\s*\[[^\]]*\])+$", "", body).rstrip()
+    if not tail or tail[-1] in ".!?)\"'\u201d":
+        return body
+    sentences = split_sentences(body.replace("\n", " "))
+    return " ".join(sentences[:-1])
 
 
 def relabel(sentence: str, shown: dict[int, str], extra: list[str]) -> str:
@@ -163,7 +189,100 @@ def relabel(sentence: str, shown: dict[int, str], extra: list[str]) -> str:
     return f"{body} {marks}"
 
 
-Verify = Callable[[str, Paper], bool]
+def _join_subjects(keys: list[str]) -> str:
+    marks = [f"[{k}]" for k in keys]
+    return marks[0] if len(marks) == 1 else ", ".join(marks[:-1]) + " and " + marks[-1]
+
+
+def _is_title_echo(text: str, titles: list[str]) -> bool:
+    """True when the sentence says nothing beyond a paper's title ("[1] <title> [1]")."""
+    words = content_words(text)
+    return bool(words) and any(words <= content_words(t) for t in titles)
+
+
+Verify = Callable[[str, list[Paper]], bool]
+
+
+@dataclass
+class _Verdict:
+    """One draft sentence after checking: the papers kept for it, and how it is shown."""
+
+    text: str
+    cited: list[str]
+    kept: list[str]
+    support: float
+    quotes: dict[str, tuple[float, str]]
+    shown_text: str = ""
+
+
+class _Grounder:
+    """Checks the sentences of one draft; keeps the shared state (papers, labels) in one place."""
+
+    def __init__(
+        self, draft: Draft, papers: dict[str, Paper], checker: SupportChecker, min_support: float,
+        verify: Verify | None, question: str,
+    ) -> None:
+        self.passages = draft.passages
+        self.papers = papers
+        self.checker = checker
+        self.min_support = min_support
+        self.verify = verify
+        self.question = question
+        self.wants_number = asks_for_number(question)
+        self.packed = [papers[p.paper_id] for p in draft.passages if p.paper_id in papers]
+
+    def _ok(self, text: str, pids: list[str], support: float) -> bool:
+        return support >= self.min_support and (
+            self.verify is None or self.verify(text, [self.papers[p] for p in pids]))
+
+    def _alone(self, text: str, vector: np.ndarray, pid: str) -> tuple[float, str]:
+        return self.checker.score(text, vector, self.papers[pid], self.question)
+
+    def _together(self, text: str, vector: np.ndarray, pids: list[str]) -> float:
+        return self.checker.score_set(text, vector, [self.papers[p] for p in pids], self.question)
+
+    def check(self, sentence: str, keys: list[int], vector: np.ndarray, text: str) -> _Verdict:
+        """The verdict on one sentence of the draft."""
+        cited = list(dict.fromkeys(
+            self.passages[k - 1].paper_id for k in keys if 1 <= k <= len(self.passages)
+            and self.passages[k - 1].paper_id in self.papers))  # invented keys vanish here
+        quotes = {pid: self._alone(text, vector, pid) for pid in cited}
+        verdict = _Verdict(text=text, cited=cited, kept=[], support=0.0, quotes=quotes)
+        titles = [self.papers[p].title for p in cited] + [p.title for p in self.packed]
+        if says_not_stated(text) or _is_title_echo(text, titles) or (
+                self.wants_number and not numbers_in(text)):
+            verdict.support = max((s for s, _ in quotes.values()), default=0.0)
+            return verdict
+        subject = SUBJECT.match(sentence)
+        if subject and cited:  # "[1] and [2] study X": each subject must support it alone
+            verdict.kept = [p for p in cited if self._ok(text, [p], quotes[p][0])]
+            verdict.support = max((quotes[p][0] for p in verdict.kept), default=0.0)
+            return verdict
+        together = self._together(text, vector, cited) if len(cited) > 1 else (quotes[cited[0]][0] if cited else 0.0)
+        if cited and self._ok(text, cited, together):
+            verdict.kept = [
+                p for p in cited if len(cited) == 1 or quotes[p][0] >= self.min_support
+                or self._together(text, vector, [q for q in cited if q != p]) < self.min_support
+            ]
+            verdict.support = together
+            return verdict
+        # Its citations do not support it: one more packed abstract may complete it ("A has 5,000 and B
+        # 2,000 [1]"), or one packed abstract alone may support it (the citation moves there).
+        others = {p.id: self._alone(text, vector, p.id) for p in self.packed if p.id not in quotes}
+        for pid, alone in sorted(others.items(), key=lambda kv: kv[1][0], reverse=True):
+            if cited and self._ok(text, [*cited, pid], self._together(text, vector, [*cited, pid])):
+                verdict.quotes[pid] = alone
+                full = [*cited, pid]
+                verdict.kept = [p for p in full if verdict.quotes[p][0] >= self.min_support
+                                or self._together(text, vector, [q for q in full if q != p]) < self.min_support]
+                verdict.support = self._together(text, vector, full)
+                return verdict
+            if self._ok(text, [pid], alone[0]):
+                verdict.quotes[pid] = alone
+                verdict.kept, verdict.support = [pid], alone[0]
+                return verdict
+        verdict.support = max(together, max((s for s, _ in quotes.values()), default=0.0))
+        return verdict
 
 
 def ground(
@@ -177,50 +296,78 @@ def ground(
 ) -> Answer:
     """Resolve keys, check every claim, and build the Answer (abstaining if nothing is supported).
 
-    `verify`, when given (the LLM judge), must also accept each (claim, paper) the checker accepts.
+    `verify`, when given (the LLM judge), must also accept each (claim, cited papers) the checker accepts.
     """
     passages = draft.passages
-    base = Answer(question="", answer=REFUSAL, abstained=True, passages=passages, model=draft.model, usage=draft.usage)
-    if is_refusal(draft.text):
+    base = Answer(question="", answer=REFUSAL, abstained=True, passages=passages, model=draft.model,
+                  usage=draft.usage, draft=draft.text)
+    text = finished(draft.text)
+    if is_refusal(text):
         return base
-    parsed = split_claims(draft.text)
+    parsed = [(s, k) for s, k in split_claims(text) if not re.fullmatch(r"(?i)\W*(yes|no)\W*", strip_keys(s))]
     if not parsed:
         return base
-    texts = [strip_keys(s) for s, _ in parsed]
+    texts = [_readable(s, keys, passages) for s, keys in parsed]
     vectors = checker.claim_vectors(texts)
-    packed_papers = [papers[p.paper_id] for p in passages if p.paper_id in papers]
+    grounder = _Grounder(draft, papers, checker, min_support, verify, question)
     labels: dict[str, str] = {}  # paper_id -> shown key, in order of first use
     quotes: dict[str, tuple[float, str]] = {}
     claims: list[Claim] = []
     shown: list[str] = []
-    for (sentence, keys), text, vector in zip(parsed, texts, vectors):
-        cited = [passages[k - 1].paper_id for k in keys if 1 <= k <= len(passages)]  # invented keys vanish here
-        scored = {pid: checker.score(text, vector, papers[pid], question) for pid in dict.fromkeys(cited) if pid in papers}
-        kept = [pid for pid, (s, _) in scored.items() if s >= min_support and (verify is None or verify(text, papers[pid]))]
-        if says_not_stated(text):
-            scored, kept = {}, []
-        elif not kept:  # move the citation to a packed abstract that does support the claim, if any
-            alternatives = {p.id: checker.score(text, vector, p, question) for p in packed_papers if p.id not in scored}
-            best = max(alternatives.items(), key=lambda kv: kv[1][0], default=None)
-            if best and best[1][0] >= min_support and (verify is None or verify(text, papers[best[0]])):
-                scored[best[0]] = best[1]
-                kept = [best[0]]
-        support = max((scored[pid][0] for pid in kept), default=max((s for s, _ in scored.values()), default=0.0))
-        supported = bool(kept)
-        for pid in kept:
+    for (sentence, keys), claim_text, vector in zip(parsed, texts, vectors):
+        verdict = grounder.check(sentence, keys, vector, claim_text)
+        supported = bool(verdict.kept)
+        for pid in verdict.kept:
             labels.setdefault(pid, str(len(labels) + 1))
-            if pid not in quotes or scored[pid][0] > quotes[pid][0]:
-                quotes[pid] = scored[pid]
-        claim_labels = [labels[pid] for pid in kept]
-        claims.append(Claim(text=text, citations=claim_labels, supported=supported, support=min(support, 1.0)))
-        if supported or not drop_unsupported:
-            in_place = {k: labels[passages[k - 1].paper_id] for k in keys
-                        if 1 <= k <= len(passages) and passages[k - 1].paper_id in kept}
-            shown.append(relabel(sentence, in_place, claim_labels))
+            if pid not in quotes or verdict.quotes[pid][0] > quotes[pid][0]:
+                quotes[pid] = verdict.quotes[pid]
+        claim_labels = [labels[pid] for pid in verdict.kept]
+        show = supported or not drop_unsupported
+        claims.append(Claim(text=strip_keys(tidy(sentence)), citations=claim_labels, paper_ids=verdict.cited,
+                            supported=supported, support=min(verdict.support, 1.0), shown=show))
+        if show:
+            shown.append(_shown(sentence, keys, passages, verdict.kept, labels, claim_labels))
     if not any(c.supported for c in claims):
         return base.model_copy(update={"claims": claims})
+    lead = "No. " if _says_no(text) else ""
     citations = [
-        Citation(key=label, paper_id=pid, title=papers[pid].title, quote=quotes[pid][1], support=min(quotes[pid][0], 1.0))
+        Citation(key=label, paper_id=pid, title=papers[pid].title, quote=tidy(quotes[pid][1]),
+                 support=min(quotes[pid][0], 1.0))
         for pid, label in labels.items()
     ]
-    return base.model_copy(update={"answer": " ".join(shown), "abstained": False, "citations": citations, "claims": claims})
+    return base.model_copy(update={"answer": lead + " ".join(shown), "abstained": False, "citations": citations,
+                                   "claims": claims})
+
+
+def _says_no(text: str) -> bool:
+    """True when the draft opens by rejecting the question's premise ("No, ...")."""
+    return re.match(r"^\s*no\b[\s,.:;!-]", text, re.IGNORECASE) is not None
+
+
+def _readable(sentence: str, keys: list[int], passages: list) -> str:  # type: ignore[type-arg]
+    """The claim as the checker reads it: subject citations become their titles, other markers go,
+    a leading "Yes,"/"No," is dropped, and markup residue is undone."""
+    subject = SUBJECT.match(sentence)
+    if subject:
+        titles = [passages[k - 1].title for k in _keys(subject.group(1)) if 1 <= k <= len(passages)]
+        sentence = " and ".join(titles) + " " + sentence[subject.end():]
+    text = strip_keys(tidy(sentence))
+    return re.sub(r"^(yes|no)\b[\s,.:;!-]*", "", text, flags=re.IGNORECASE) or text
+
+
+def _shown(sentence: str, keys: list[int], passages: list, kept: list[str], labels: dict[str, str],  # type: ignore[type-arg]
+           claim_labels: list[str]) -> str:
+    """The sentence as shown: keys relabelled in place, dropped subjects removed from the subject
+    list, markup residue and a leading "Yes/No" removed (a "No." is added once, for the answer)."""
+    sentence = re.sub(r"^\s*(yes|no)\b[\s,.:;!-]*", "", tidy(sentence), flags=re.IGNORECASE)
+    subject = SUBJECT.match(sentence)
+    if subject and kept:
+        subject_pids = [passages[k - 1].paper_id for k in _keys(subject.group(1)) if 1 <= k <= len(passages)]
+        still = [labels[p] for p in dict.fromkeys(subject_pids) if p in kept]
+        if still:
+            rest = relabel(sentence[subject.end():], {}, [])
+            return f"{_join_subjects(still)} {rest}"
+    in_place = {k: labels[passages[k - 1].paper_id] for k in keys
+                if 1 <= k <= len(passages) and passages[k - 1].paper_id in kept}
+    body = relabel(sentence, in_place, claim_labels)
+    return body[:1].upper() + body[1:]

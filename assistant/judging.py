@@ -44,12 +44,15 @@ class Judge:
         self.model = model
         self.template = load_prompt("judge_claim", {"title", "abstract", "claim"})
 
-    def judge(self, claim: str, paper: Paper) -> Verdict:
-        """One verdict; the reply is read for a leading YES or NO."""
-        prompt = self.template.format(title=paper.title, abstract=paper.abstract, claim=claim)
+    def judge(self, claim: str, papers: list[Paper]) -> Verdict:
+        """One verdict on a claim by the abstracts it cites, taken together; the reply is read for YES or NO."""
+        if not papers:
+            return Verdict(claim=claim, paper_id="", supported=False)
+        prompt = self.template.format(title="; ".join(p.title for p in papers),
+                                      abstract="\n\n".join(p.abstract for p in papers), claim=claim)
         reply = "".join(p.text for p in self.model.stream([{"role": "user", "content": prompt}], max_tokens=3))
-        return Verdict(claim=claim, paper_id=paper.id, supported=verdict_from_text(reply))
+        return Verdict(claim=claim, paper_id=",".join(p.id for p in papers), supported=verdict_from_text(reply))
 
-    def judge_claims(self, pairs: list[tuple[str, Paper]]) -> list[Verdict]:
-        """Verdicts for (claim, abstract) pairs, in order."""
-        return [self.judge(claim, paper) for claim, paper in pairs]
+    def judge_claims(self, pairs: list[tuple[str, list[Paper]]]) -> list[Verdict]:
+        """Verdicts for (claim, cited abstracts) pairs, in order."""
+        return [self.judge(claim, papers) for claim, papers in pairs]

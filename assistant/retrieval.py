@@ -26,7 +26,7 @@ from .config import RetrievalSettings
 from .corpus import clean_text
 from .errors import StoreError
 from .store import Store
-from .text import content_words, count_tokens, split_sentences
+from .text import content_words, count_tokens, named_terms, split_sentences
 from .types import Chunk, Paper, Passage
 
 LEXICAL_WEIGHT = 0.5  # how much question-word overlap adds to a sentence's cosine when picking sentences
@@ -246,10 +246,14 @@ class HybridRetriever(BaseRetriever):
         return sorted(hits.values(), key=lambda h: h.fused, reverse=True)
 
     def passages(
-        self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None, mode: str = "hybrid"
+        self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None, mode: str | None = None
     ) -> list[Passage]:
-        """The top papers in rank order, each with its abstract's sentences that bear on the question."""
+        """The top papers in rank order, each with its abstract's sentences that bear on the question.
+
+        `mode` (default: the settings') is 'hybrid', 'dense' or 'bm25'. With BM25 alone no chunk has a
+        cosine, so a paper's dense score is then its best sentence's similarity to the question."""
         k = top_k or self.settings.top_k
+        mode = mode or self.settings.mode
         parts = question_parts(question) if self.settings.split_question else []
         vectors = self.sentences.embedder.embed([question, *parts])
         question_vector = vectors[0]
@@ -262,6 +266,9 @@ class HybridRetriever(BaseRetriever):
         top = [pid for pid in ranked if pid in self.papers][:k]
         if not top:
             return []
+        if mode == "bm25":
+            for pid in top:
+                dense_of[pid] = float((self.sentences.evidence(self.papers[pid]).vectors @ question_vector).max())
         return [
             Passage(
                 paper_id=pid,
@@ -274,3 +281,16 @@ class HybridRetriever(BaseRetriever):
             )
             for rank, pid in enumerate(top)
         ]
+
+
+def anchored(question: str, passages: list[Passage], papers: dict[str, Paper], depth: int = 2) -> bool:
+    """True when a name from the question (a method-like term such as UniMax or Orion-14B) appears in
+    one of the top papers: lexical evidence the embedder may miss for a name it has never seen."""
+    names = {t for t in named_terms(question) if len(t) >= 4}
+    for passage in passages[:depth]:
+        paper = papers.get(passage.paper_id)
+        if paper is not None:
+            text = f"{paper.title} {paper.abstract}".lower()
+            if any(t in text or t.replace("-", " ") in text for t in names):
+                return True
+    return False

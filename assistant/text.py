@@ -66,3 +66,47 @@ def _stem(word: str) -> str:
 def content_words(text: str) -> set[str]:
     """Lower-cased, crudely stemmed words that carry meaning."""
     return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2 and not w.isdigit()}
+
+
+_ASKS_NUMBER = re.compile(
+    r"\b(how (many|much|large|big|long|fast|often|high|low|small|far)|by how|to what extent|"
+    r"what (percentage|percent|fraction|share|proportion|number|size|amount|factor)|"
+    r"(what|which) (is|was|were|are) (the|its|their) (accuracy|perplexity|score|rate|speed-?up|size|error rate|"
+    r"gain|improvement|reduction|win rate|number)|"
+    r"what ([\w-]+ ){0,2}(accuracy|perplexity|score|speed-?ups?|error rate|win rate|gains?|improvement|reduction|fid|bleu|"
+    r"range|percentage|size)|how accurate|at what (\w+ )?(rate|size|scale|threshold))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_number(question: str) -> bool:
+    """True when the question asks for a quantity ("how many", "what accuracy", "by how much")."""
+    return _ASKS_NUMBER.search(question) is not None
+
+
+_ENGLISH = frozenset(["the", "of", "and", "to", "in", "is", "are", "was", "were", "what", "which", "how", "does", "do", "did", "with", "for", "on", "by", "that", "this", "from", "than", "many", "much", "who", "whose", "why", "when", "where"])
+_FOREIGN = frozenset(
+    ["de", "la", "el", "los", "las", "en", "que", "qué", "cuál", "cuáles", "cuántos", "cuántas", "cómo", "por", "para", "con", "del", "una", "un", "y", "es", "se", "le", "les", "des", "du", "et", "est", "quel", "quelle", "quels", "quelles", "combien", "comment", "dans", "sur", "pour", "avec", "une", "au", "aux", "der", "die", "das", "und", "ist", "wie", "viele", "welche", "welcher", "welches", "mit", "für", "auf", "den", "dem", "ein", "eine", "einem", "um", "wird", "werden", "sich", "di", "il", "che", "per", "con", "gli", "della", "è", "quanti", "quale", "o", "como", "qual", "quantos", "ich", "einen", "nicht", "man", "je", "yo", "mi"]
+)
+
+
+def looks_english(text: str) -> bool:
+    """True unless the text is in another script (CJK, Cyrillic, ...) or has more common words of
+    Spanish, French, German, Italian or Portuguese than of English."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return True
+    if sum(ord(ch) > 0x24F for ch in letters) > 0.2 * len(letters):  # beyond Latin Extended
+        return False
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    english = sum(w in _ENGLISH for w in words)
+    foreign = sum(w in _FOREIGN for w in words)
+    return english >= foreign
+
+
+NAMED = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*[A-Z0-9])[A-Za-z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
+
+
+def named_terms(text: str) -> set[str]:
+    """Method-like names: words with an inner capital or digit, such as PARSeq, BERT-PLM, GPT-4."""
+    return {t.lower() for t in NAMED.findall(text)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -52,8 +54,12 @@ class Claim(BaseModel):
 
     text: str
     citations: list[str] = Field(description="Citation keys (as shown in the answer) this claim carries.")
+    paper_ids: list[str] = Field(
+        default_factory=list, description="Papers the draft sentence cited (keys the prompt never offered dropped)."
+    )
     supported: bool
-    support: float = Field(ge=0.0, le=1.0)
+    support: float = Field(ge=0.0, le=1.0, description="Support of the claim by its cited papers taken together.")
+    shown: bool = Field(True, description="Whether the claim is part of the shown answer.")
 
 
 class Draft(BaseModel):
@@ -65,12 +71,34 @@ class Draft(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
 
 
+class ListItem(BaseModel):
+    """One paper of a list answer ("which papers ..."), with the sentence that shows it fits."""
+
+    key: str
+    paper_id: str
+    title: str
+    quote: str = Field(description="The abstract's sentence that best matches the question.")
+    support: float = Field(ge=0.0, le=1.0, description="How well the abstract fits the question.")
+
+
 class Answer(BaseModel):
     """The answer object returned by the CLI (--json), the Python API and the HTTP API."""
 
     question: str
     answer: str
     abstained: bool
+    kind: Literal["prose", "list"] = Field(
+        "prose", description="'list' when the question asks for papers: `items` holds one entry per paper."
+    )
+    items: list[ListItem] = Field(default_factory=list)
+    draft: str = Field("", description="What the model wrote, before grounding, with its prompt keys [n].")
+    question_used: str = Field(
+        "", description="The question as searched and answered, when it differs from `question` "
+        "(shortened to its end, or put into English)."
+    )
+    question_truncated: bool = Field(
+        False, description="The question was longer than max_question_tokens and was answered from its end."
+    )
     citations: list[Citation] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
     passages: list[Passage] = Field(default_factory=list)

@@ -107,8 +107,13 @@ def link_citations(text: str, turn: int, keys: set[str]) -> str:
 def answer_message(question: str, standalone: str, answer: Answer, turn: int, drop_unsupported: bool) -> Message:
     """The final assistant message: answer text with citation links and a note on unsupported claims."""
     keys = {c.key for c in answer.citations}
+    note = _rewrite_note(question, answer.question_used or standalone)
+    if answer.question_truncated:
+        note += '<div class="pa-note">Your message was long: answered from its end.</div>'
+    if answer.kind == "list" and answer.items:
+        return {"role": "assistant", "content": _block("pa-answer", note + list_html(answer, turn))}
     body = link_citations(answer.answer, turn, keys)
-    inner = _rewrite_note(question, standalone) + f'<div class="pa-text">{body}</div>'
+    inner = note + f'<div class="pa-text">{body}</div>'
     if answer.citations:
         refs = "".join(
             f'<div><a class="pa-cite" href="#pa-src-{turn}-{escape(c.key)}">&#91;{escape(c.key)}&#93;</a> '
@@ -125,6 +130,17 @@ def answer_message(question: str, standalone: str, answer: Answer, turn: int, dr
         inner += (f'<div class="pa-warn">⚠ {n} claim{"s" if n > 1 else ""} not supported by the cited '
                   f'abstracts {"were" if n > 1 else "was"} {what}; see Sources.</div>')
     return {"role": "assistant", "content": _block("pa-answer", inner)}
+
+
+def list_html(answer: Answer, turn: int) -> str:
+    """A list answer: one paper per item, its key linked to Sources, its title, and the sentence that shows it fits."""
+    items = "".join(
+        f'<li><a class="pa-cite" href="#pa-src-{turn}-{escape(i.key)}">&#91;{escape(i.key)}&#93;</a> '
+        f'<span class="pa-title">{escape(i.title)}</span><div class="pa-quote">“{escape(i.quote)}”</div></li>'
+        for i in answer.items
+    )
+    n = len(answer.items)
+    return f'<div class="pa-text">{n} paper{"s" if n > 1 else ""} fit the question:</div><ol class="pa-list">{items}</ol>'
 
 
 _ERROR_WORDS = {  # by the API's error code, so the chat and the API classify failures alike
@@ -284,6 +300,9 @@ CSS = """
 .pa-answer mark, .pa-abstract mark { background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 2px; }
 .pa-note { font-size: 0.85em; opacity: 0.75; margin-bottom: 4px; }
 .pa-refs { margin-top: 6px; font-size: 0.85em; opacity: 0.85; }
+.pa-list { margin: 6px 0 0 1.2em; padding: 0; }
+.pa-list li { margin-bottom: 6px; }
+.pa-list .pa-quote { font-size: 0.9em; opacity: 0.85; }
 .pa-warn { margin-top: 6px; font-size: 0.9em; color: #9a3412; }
 .pa-error { color: #b91c1c; }
 .pa-cursor { animation: pa-blink 1s steps(1) infinite; opacity: 0.6; }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answering import REFUSAL, Prompts, build_messages, clean_question, load_prompt, pack
+from assistant.answering import REFUSAL, Prompts, build_messages, clean_question, load_prompt, pack, shorten_question
 from assistant.errors import InputError
 from assistant.text import count_tokens
 from assistant.types import Passage
@@ -28,16 +28,20 @@ def test_a_prompt_with_wrong_variables_is_refused_at_load(tmp_path: Path) -> Non
 @pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01", None, 42])
 def test_empty_or_non_text_questions_are_refused(bad: object) -> None:
     with pytest.raises(InputError):
-        clean_question(bad, 100)
+        clean_question(bad)
 
 
-def test_long_question_is_refused_with_the_limit() -> None:
-    with pytest.raises(InputError, match="at most 10 tokens"):
-        clean_question("word " * 50, 10)
+def test_a_long_question_is_answered_from_its_final_sentences() -> None:
+    preamble = "We are writing a survey of decoding methods and have read many papers. " * 40
+    text, shortened = shorten_question(preamble + "What speed-up does Chimera report?", 30)
+    assert shortened and text.endswith("What speed-up does Chimera report?") and count_tokens(text) <= 30
+    assert shorten_question("What speed-up does Chimera report?", 30) == ("What speed-up does Chimera report?", False)
+    endless, shortened = shorten_question("word " * 500, 10)  # one endless sentence: its last tokens
+    assert shortened and count_tokens(endless) <= 10
 
 
 def test_control_characters_are_removed() -> None:
-    assert clean_question("What\x00 is\x1b PARSeq?", 100) == "What  is  PARSeq?"
+    assert clean_question("What\x00 is\x1b PARSeq?") == "What  is  PARSeq?"
 
 
 def test_pack_respects_the_budget_and_cuts_a_lone_long_passage() -> None:
@@ -51,5 +55,5 @@ def test_pack_respects_the_budget_and_cuts_a_lone_long_passage() -> None:
 def test_messages_number_passages_and_neutralise_bracket_numbers_in_abstracts() -> None:
     ps = [Passage(paper_id="a", title="Alpha", text="As shown in [3], it works.", score=1.0)]
     system, user = build_messages(Prompts.load(), "Does it work?", ps)
-    assert system["role"] == "system" and "[1] Title: Alpha" in user["content"]
+    assert system["role"] == "system" and "[1] Alpha\n" in user["content"] and "Title:" not in user["content"]
     assert "[3]" not in user["content"] and "Question: Does it work?" in user["content"]

@@ -23,7 +23,7 @@ def test_factual_question_cites_the_right_paper(seed_assistant: Assistant) -> No
     assert not answer.abstained, answer.answer
     assert "67.6" in answer.answer
     assert KN_TITLE in [c.title for c in answer.citations]
-    assert all(c.quote and c.quote in seed_assistant.papers[c.paper_id].raw_abstract for c in answer.citations)
+    assert all(c.quote and c.quote in seed_assistant.papers[c.paper_id].abstract for c in answer.citations)
     assert answer.model.startswith("qwen2.5") and answer.timings_ms["total"] > 0
     assert {p.title for p in answer.passages} >= {KN_TITLE}
 
