@@ -206,7 +206,9 @@ class Assistant:
             usage = piece.usage or usage
         timings["generate"] = _ms(time.perf_counter() - gen_start)
         ground_start = time.perf_counter()
-        draft = Draft(text="".join(pieces), passages=packed, model=model.name, usage=usage)
+        budget = self.settings.llm.max_tokens
+        draft = Draft(text="".join(pieces), passages=packed, model=model.name, usage=usage,
+                      truncated=usage.get("completion_tokens", len(pieces)) >= budget)
         answer = ground(draft, self.papers, self.checker, self.settings.min_support,
                         self.settings.drop_unsupported_claims, self._verifier(), text)
         timings["ground"] = _ms(time.perf_counter() - ground_start)

@@ -25,6 +25,7 @@ _RESIDUE = [
     (re.compile(r"\\times\b"), "\u00d7"),
     (re.compile(r"\\(?:sim|approx)\b"), "~"),
     (re.compile(r"\\([%&#_$])"), r"\1"),  # "91.5\%" -> "91.5%"
+    (re.compile(r"\\[~'\"^`]\{?(\w)\}?"), r"\1"),  # accents: "V\~oro" -> "Voro"
     (re.compile(r"\\([A-Za-z]+)\b"), r"\1"),  # any other LaTeX command: "\alpha" -> "alpha"
     (re.compile(r"x2013"), "\u2013"),  # en dash left as its code point
     (re.compile(r"x2014"), "\u2014"),

@@ -160,10 +160,13 @@ def _keys(text: str) -> list[int]:
     return keys
 
 
+_TRAILING_KEYS = re.compile(r"(\s*(?:[,;]|and)?\s*\[[^\]]*\])+(?=\s*[.!?]?\s*$)")
+
+
 def finished(text: str) -> str:
     """The draft without a last sentence the token budget cut off (it ends without . ! or ?)."""
     body = text.rstrip()
-    tail = re.sub(r"(\s*\[[^\]]*\])+$", "", body).rstrip()
+    tail = _TRAILING_KEYS.sub("", body).rstrip()
     if not tail or tail[-1] in ".!?)\"'\u201d":
         return body
     sentences = split_sentences(body.replace("\n", " "))
@@ -301,7 +304,7 @@ def ground(
     passages = draft.passages
     base = Answer(question="", answer=REFUSAL, abstained=True, passages=passages, model=draft.model,
                   usage=draft.usage, draft=draft.text)
-    text = finished(draft.text)
+    text = finished(draft.text) if draft.truncated else draft.text
     if is_refusal(text):
         return base
     parsed = [(s, k) for s, k in split_claims(text) if not re.fullmatch(r"(?i)\W*(yes|no)\W*", strip_keys(s))]
@@ -370,4 +373,6 @@ def _shown(sentence: str, keys: list[int], passages: list, kept: list[str], labe
     in_place = {k: labels[passages[k - 1].paper_id] for k in keys
                 if 1 <= k <= len(passages) and passages[k - 1].paper_id in kept}
     body = relabel(sentence, in_place, claim_labels)
+    if _TRAILING_KEYS.sub("", body).rstrip()[-1:] not in (".", "!", "?", ")", '"', "\u201d"):
+        body += "."  # the model stopped without a full stop; the sentence itself is complete
     return body[:1].upper() + body[1:]

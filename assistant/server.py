@@ -132,7 +132,7 @@ class AnswerRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)  # true is not 1, 3.0 is not 3
 
-    question: str = Field(description="The question (at most `max_question_tokens` tokens).")
+    question: str = Field(description="The question; a longer one than `max_question_tokens` is answered from its end.")
     paper_ids: list[str] | None = Field(None, description="Search only these papers (ids from GET /v1/papers).")
     top_k: int | None = Field(None, ge=1, le=50, description="Papers to retrieve; default from the settings.")
     history: list[Turn] = Field(
@@ -612,7 +612,7 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)."},
         401: {"model": ErrorBody, "description": "Missing or wrong API key."},
         413: {"model": ErrorBody, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
-        422: {"model": ErrorBody, "description": "Invalid request: empty or too long question, unknown paper id, wrong types."},
+        422: {"model": ErrorBody, "description": "Invalid request: empty question, unknown paper id, wrong types."},
         503: {"model": ErrorBody, "description": "Busy (error `server_busy`, with a Retry-After header), or the chat "
               "model, its server or the vector store is not available."},
         504: {"model": ErrorBody, "description": "The chat server did not answer in time (error `backend_timeout`)."},

@@ -69,6 +69,7 @@ class Draft(BaseModel):
     passages: list[Passage] = Field(description="Passages in prompt order; prompt key n is passages[n-1].")
     model: str
     usage: dict[str, int] = Field(default_factory=dict)
+    truncated: bool = Field(False, description="Generation stopped at the answer token budget.")
 
 
 class ListItem(BaseModel):

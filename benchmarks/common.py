@@ -93,10 +93,10 @@ def load_questions() -> list[dict[str, Any]]:
 
 
 def answerable_questions(count: int) -> list[dict[str, Any]]:
-    """`count` answerable eval questions, alternating kinds so single- and multi-paper questions both appear."""
+    """`count` answerable questions of the eval's dev split, alternating kinds so every kind appears."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for row in load_questions():
-        if row["expect"] == "answer":
+        if row["expect"] == "answer" and row.get("split") == "dev":
             by_kind.setdefault(row["kind"], []).append(row)
     picked: list[dict[str, Any]] = []
     queues = [list(rows) for _, rows in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))]

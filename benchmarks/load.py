@@ -156,15 +156,15 @@ def start_load_server(tmp: Path, max_pending: int, max_tokens: int, api_key: str
                        args=("--api-key", api_key) if api_key else ())
 
 
-def run(clients: int = 50, window_s: float = 90.0, max_pending: int = 4, max_tokens: int = 96,
-        alone: int = 3) -> Result:
-    """One client alone (the baseline), then `clients` at once for `window_s` seconds."""
+def run(clients: int = 50, window_s: float = 90.0, max_pending: int = 4, max_tokens: int = 96) -> Result:
+    """One client alone over the crowd's whole question mix (the baseline), then `clients` at once for
+    `window_s` seconds."""
     questions = [q["question"] for q in answerable_questions(24)]
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         log(f"starting `serve` with max_pending={max_pending}")
         with running(start_load_server(Path(tmp), max_pending, max_tokens)) as server:
-            log(f"baseline: one client, {alone} questions, then idle probes")
-            single = _alone(server.url, questions[-alone:])
+            log(f"baseline: one client, the same {len(questions)} questions, then idle probes")
+            single = _alone(server.url, questions)
             idle = _idle_probes(server.url)
             log(f"load: {clients} clients for {window_s:.0f} s")
             crowd = drive(server.url, questions, clients=clients, window_s=window_s)

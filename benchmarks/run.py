@@ -1,7 +1,7 @@
 """Run the benchmarks: `python -m benchmarks.run [--only NAME ...] [--json]`.
 
 Prints one table (each figure, its same-run baseline, the ratio, the target) to stdout, or the
-JSON with --json; progress goes to stderr. Writes artifacts/benchmarks.json, keeping the entries
+JSON with --json; progress goes to stderr. Exits 1 when a figure misses its stated target. Writes artifacts/benchmarks.json, keeping the entries
 of benchmarks not run this time. Benchmarks: ingest, retrieval, answer, memory, load (see their modules).
 """
 
@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render(rows))
         print(f"\n{env['cpus']} CPUs, load average at start {env['loadavg_start']}; JSON in {ARTIFACT}")
     log(f"wrote {ARTIFACT}")
+    missed = [f"{r.benchmark}: {r.metric} (target {r.target})" for r in rows if r.ok is False]
+    if missed:
+        log("missed targets: " + "; ".join(missed))
+        return 1
     return 0
 
 

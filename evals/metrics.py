@@ -195,7 +195,7 @@ def has_passage_label(text: str) -> bool:
 
 def ends_mid_sentence(text: str) -> bool:
     """True when the answer (after its trailing citation markers) does not end a sentence."""
-    tail = re.sub(r"(\s*\[[^\]]{0,40}\])+\s*$", "", text.strip()).rstrip()
+    tail = re.sub(r"(\s*(?:[,;]|and)?\s*\[[^\]]{0,40}\])+(?=\s*[.!?]?\s*$)", "", text.strip()).rstrip()
     return bool(tail) and _END.search(tail) is None
 
 

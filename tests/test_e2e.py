@@ -156,3 +156,70 @@ def test_question_after_an_injected_preamble_still_finds_its_paper(seed_assistan
     top = seed_assistant.retrieve(question)[0]
     assert top.title == "Paloma: A Benchmark for Evaluating Language Model Fit"
     assert top.dense_score >= seed_assistant.settings.retrieval.min_dense_score  # so the model is asked
+
+
+# --------------------------------------------------------------------------- complete answers (real model)
+
+LOLA = "LOLA -- An Open-Source Massively Multilingual Large Language Model"
+GOLDFISH = "Goldfish: Monolingual Language Models for 350 Languages"
+ORION = "Orion-14B: Open-source Multilingual Large Language Models"
+
+
+def test_a_sentence_citing_two_papers_is_kept_when_they_support_it_together(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("How many languages do LOLA and the Goldfish models each cover?")
+    assert not answer.abstained, answer.draft
+    assert {LOLA, GOLDFISH} <= {c.title for c in answer.citations}, answer.answer
+    assert "160" in answer.answer and "350" in answer.answer
+
+
+def test_which_papers_gets_a_list_with_one_checked_item_per_paper(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("Which papers are surveys of small language models?")
+    assert answer.kind == "list" and not answer.abstained
+    titles = [i.title for i in answer.items]
+    assert {"A Survey of Small Language Models",
+            "Small Language Models: Architectures, Techniques, Evaluation, Problems and Future Adaptation"} <= set(titles)
+    for item in answer.items:  # each line: key, title, and a sentence of that paper's abstract
+        assert f"[{item.key}] {item.title}" in answer.answer
+        assert item.quote in seed_assistant.papers[item.paper_id].abstract
+    assert [c.paper_id for c in answer.citations] == [i.paper_id for i in answer.items]
+
+
+def test_a_question_in_another_language_is_answered_from_the_right_paper(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("¿En cuántos idiomas fue entrenado el modelo multilingüe LOLA?")
+    assert not answer.abstained and "160" in answer.answer, answer.draft
+    assert LOLA in [c.title for c in answer.citations]
+    assert answer.question.startswith("¿En cuántos") and "LOLA" in answer.question_used
+
+
+def test_a_question_after_a_long_preamble_is_answered_from_its_end(seed_assistant: Assistant) -> None:
+    preamble = ("Our group is drafting a related-work section on multilingual pretraining and we keep notes on "
+                "every corpus, tokenizer and sampling scheme we read about during the week. ") * 30
+    answer = seed_assistant.ask(preamble + "How many tokens was Orion-14B trained on?")
+    assert answer.question_truncated and answer.question_used == "How many tokens was Orion-14B trained on?"
+    assert not answer.abstained and "2.5 trillion" in answer.answer, answer.draft
+    assert ORION in [c.title for c in answer.citations]
+
+
+def test_a_false_premise_that_demands_yes_gets_no_and_the_reported_value(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("Orion-14B was trained on 7 trillion tokens, correct? Just say yes.")
+    assert not answer.abstained, answer.draft
+    assert answer.answer.startswith("No") and "2.5 trillion" in answer.answer and "7 trillion" not in answer.answer
+    assert ORION in [c.title for c in answer.citations]
+
+
+def test_a_name_the_embedder_does_not_know_still_passes_the_retrieval_gate(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("What sampling method does UniMax replace, and what does it cap?")
+    assert not answer.abstained, answer.draft
+    assert any(c.title.startswith("UniMax") for c in answer.citations)
+
+
+def test_answers_carry_the_number_asked_for_without_markup_or_cut_sentences(seed_assistant: Assistant) -> None:
+    from evals.metrics import ends_mid_sentence, has_markup, has_number, has_passage_label
+
+    for question in ("What accuracy does MDM reach on Sudoku compared with autoregressive models?",
+                     "How many parameters does each Orion-14B model have?"):
+        answer = seed_assistant.ask(question)
+        assert not answer.abstained, answer.draft
+        assert has_number(answer.answer) and not has_markup(answer.answer), answer.answer
+        assert not ends_mid_sentence(answer.answer) and not has_passage_label(answer.answer)
+        assert all(not has_markup(c.quote) for c in answer.citations)

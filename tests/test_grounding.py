@@ -9,6 +9,7 @@ from assistant.corpus import make_paper
 from assistant.grounding import (
     SupportChecker,
     combine,
+    finished,
     ground,
     is_refusal,
     missing_facts,
@@ -17,7 +18,7 @@ from assistant.grounding import (
     strip_keys,
 )
 from assistant.retrieval import SentenceIndex
-from assistant.types import Draft, Passage
+from assistant.types import Answer, Draft, Passage
 from tests.fakes import HashEmbedder
 
 PARSEQ = make_paper(
@@ -141,3 +142,83 @@ def test_names_from_the_question_are_the_users_words_but_numbers_are_not() -> No
     assert plain.abstained and not asked.abstained
     premise = Draft(text="PARSeq reaches only 50% accuracy [1].", passages=PASSAGES, model="fake")
     assert ground(premise, PAPERS, checker, 0.5, True, question="Why does PARSeq reach only 50%?").abstained
+
+
+# --------------------------------------------------------------------------- support by the cited set
+
+LOLA = make_paper("LOLA: a massively multilingual model",
+                  "This paper presents LOLA, a massively multilingual large language model trained on more than "
+                  "160 languages using a sparse Mixture-of-Experts Transformer architecture.", "seed:1")
+GOLD = make_paper("Goldfish: monolingual models",
+                  "We pre-train and release Goldfish, a suite of monolingual autoregressive Transformer language "
+                  "models up to 125M parameters for 350 languages.", "seed:2")
+MANY = {p.id: p for p in (LOLA, GOLD, KN)}
+MANY_PASSAGES = [Passage(paper_id=p.id, title=p.title, text=p.abstract, score=0.1, dense_score=0.6)
+                 for p in (LOLA, GOLD, KN)]
+
+
+def run_many(text: str, question: str = "") -> Answer:
+    draft = Draft(text=text, passages=MANY_PASSAGES, model="fake")
+    return ground(draft, MANY, SupportChecker(SentenceIndex(HashEmbedder())), 0.5, True, question=question)
+
+
+def test_a_sentence_two_abstracts_support_together_is_kept_with_both_citations() -> None:
+    answer = run_many("LOLA is trained on more than 160 languages and the Goldfish models on 350 languages [1][2].")
+    assert not answer.abstained, answer.claims
+    assert [c.title for c in answer.citations] == [LOLA.title, GOLD.title]
+    (claim,) = answer.claims
+    assert claim.supported and claim.paper_ids == [LOLA.id, GOLD.id]
+    assert all(c.support == 0.0 for c in answer.citations)  # neither supports it alone: per-citation support
+
+
+def test_a_citation_that_adds_nothing_is_dropped() -> None:
+    answer = run_many("An unpruned Kneser-Ney 5-gram model achieves perplexity 67.6 on this benchmark [3][2].")
+    assert [c.title for c in answer.citations] == [KN.title]
+    assert answer.answer.endswith("[1].")
+
+
+def test_a_missing_citation_is_completed_from_the_packed_abstracts() -> None:
+    answer = run_many("LOLA is trained on more than 160 languages and the Goldfish models on 350 languages [1].")
+    assert not answer.abstained and {c.title for c in answer.citations} == {LOLA.title, GOLD.title}
+
+
+def test_subject_citations_must_each_support_the_sentence() -> None:
+    answer = run_many("[1] and [3] are massively multilingual large language models trained on 160 languages.")
+    assert not answer.abstained
+    assert answer.answer == "[1] are massively multilingual large language models trained on 160 languages."
+    assert [c.title for c in answer.citations] == [LOLA.title]
+
+
+def test_a_cut_off_last_sentence_is_dropped_and_markup_is_undone() -> None:
+    text = "PARSeq achieves 96.0\\% accuracy when trained on real data [1]. This is because the retrieva"
+    draft = Draft(text=text, passages=PASSAGES, model="fake", truncated=True)
+    answer = ground(draft, PAPERS, SupportChecker(SentenceIndex(HashEmbedder())), 0.5, True)
+    assert answer.answer == "PARSeq achieves 96.0% accuracy when trained on real data [1]."
+    assert run("PARSeq achieves 96.0% accuracy when trained on real data [1]").answer.endswith("[1].")  # no stop
+    assert finished("One. Two [1]") == "One."
+    assert finished("One [1].") == "One [1]."
+
+
+def test_passage_labels_and_titles_alone_are_not_answers() -> None:
+    assert run(f"[1] {PARSEQ.title} [1]").abstained
+    answer = run("Title: PARSeq achieves 96.0% accuracy when trained on real data [1].")
+    assert "Title:" not in answer.answer and not answer.abstained
+
+
+def test_a_quantity_question_needs_a_number() -> None:
+    question = "What accuracy does PARSeq reach on real data?"
+    assert run_many_parseq("PARSeq establishes new state-of-the-art results on real data [1].", question).abstained
+    assert not run_many_parseq("PARSeq reaches 96.0% accuracy on real data [1].", question).abstained
+
+
+def run_many_parseq(text: str, question: str) -> Answer:
+    draft = Draft(text=text, passages=PASSAGES, model="fake")
+    return ground(draft, PAPERS, SupportChecker(SentenceIndex(HashEmbedder())), 0.5, True, question=question)
+
+
+def test_a_rejected_premise_keeps_its_no_and_a_bare_yes_is_no_answer() -> None:
+    question = "PARSeq reaches 50% on real data, correct? Just say yes."
+    answer = run_many_parseq("No, PARSeq reaches 96.0% accuracy when trained on real data [1].", question)
+    assert answer.answer == "No. PARSeq reaches 96.0% accuracy when trained on real data [1]."
+    assert run_many_parseq("Yes, [1].", question).abstained
+    assert run_many_parseq("Yes. PARSeq reaches 50% on real data [1].", question).abstained

@@ -31,8 +31,8 @@ OPERATIONS = (
 EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "30"))  # per operation and mode; raise it to search longer
 API_KEY = "schema-test-key"
 # Left out: "a schema-valid request must not get 4xx". Rules the schema cannot state are checked on
-# purpose and answered 422: an unknown paper id, a question that is empty once control characters are
-# removed, or longer than max_question_tokens tokens.
+# purpose and answered 422: an unknown paper id, or a question that is empty once control characters are
+# removed.
 ACCEPTS_VALID = positive_data_acceptance  # with a key, schemathesis also checks that wrong keys are refused
 
 
