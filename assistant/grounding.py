@@ -30,6 +30,7 @@ KEY_GROUP = re.compile(r"\[\s*(?:(?:source|abstract|paper)\s*)?(\d+(?:\s*[,;]\s*
 NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
 # A sentence that opens with its citations as subject: "[1] and [2] study ...", "[3], [4] report ...".
 SUBJECT = re.compile(r"^\s*((?:\[[^\]]*\]\s*(?:,|;|and|&)?\s*)+)(?=[a-z])")
+WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 LABEL = re.compile(r"\b(?:Title|Abstract)\s*:\s*", re.IGNORECASE)
 COSINE_FLOOR, COSINE_SPAN = 0.35, 0.45  # MiniLM cosines below ~0.35 are unrelated text
 EMBED_WEIGHT = 0.55
@@ -74,7 +75,23 @@ def missing_facts(claim: str, evidence: str, question: str = "") -> set[str]:
     asked = named_terms(question)
     missing = {n for n in numbers_in(claim) if n not in ev_numbers}
     missing |= {t for t in named_terms(claim) - asked if t not in ev_lower and t.replace("-", " ") not in ev_lower}
+    missing |= {w for w in proper_nouns(claim) if not re.search(rf"\b{re.escape(w)}", ev_lower)}
     return missing
+
+
+_NOT_NAMES = frozenset(["the", "this", "that", "these", "those", "their", "its", "our", "we", "it", "they", "in", "on", "for", "and", "of", "with", "by", "from", "as", "at", "however", "while", "both", "each", "when", "where", "which", "what", "whereas", "although", "compared", "according"])
+
+
+def proper_nouns(text: str) -> set[str]:
+    """Capitalised words inside a sentence (languages, corpora, places: "Chinese", "Crawl"), lower-cased.
+    Like numbers they count even when the question used them, so a false premise is not echoed."""
+    found = set()
+    for sentence in split_sentences(text):
+        words = re.findall(r"[A-Za-z][\w'-]*", strip_keys(sentence))
+        for word in words[1:]:
+            if re.fullmatch(r"[A-Z][a-z]{3,}", word) and word.lower() not in _NOT_NAMES:
+                found.add(word.lower())
+    return found
 
 
 def combine(best_cosine: float, lexical: float, missing: set[str]) -> float:
@@ -100,17 +117,41 @@ class SupportChecker:
         return support, ev.clean_sentences[best]
 
     def score_set(self, claim: str, claim_vector: np.ndarray, papers: list[Paper], question: str = "") -> float:
-        """Support of `claim` by the abstracts of `papers` taken together (0.0 for no papers)."""
+        """Support of `claim` by `papers` taken together (0.0 for none): the best single paper's support
+        of the whole claim or, for a claim that joins clauses ("A covers 160 languages and B 350"), the
+        support of its weakest clause by its best paper. Every clause must be stated by some paper, so
+        facts of two papers are never joined into a relation neither states ("A has B's 125M")."""
         if not papers:
             return 0.0
-        evidence = [self.sentences.evidence(p) for p in papers]
-        best = max(float((ev.vectors @ claim_vector).max()) for ev in evidence)
-        text = " ".join(ev.full_text for ev in evidence)
-        return combine(best, lexical_support(claim, text), missing_facts(claim, text, question))
+        whole = max(self.score(claim, claim_vector, p, question)[0] for p in papers)
+        parts = clauses(claim)
+        if len(papers) < 2 or len(parts) < 2:
+            return whole
+        vectors = self.claim_vectors(parts)
+        weakest = min(max(self.score(part, v, p, question)[0] for p in papers) for part, v in zip(parts, vectors))
+        return max(whole, weakest)
 
     def claim_vectors(self, claims: list[str]) -> np.ndarray:
         """Vectors of the claims (citation markers removed)."""
         return self.sentences.embedder.embed(claims)
+
+
+_CLAUSE = re.compile(
+    r"\s*;\s*|,?\s+(?:and|while|whereas|but)\s+(?=(?:the|its|their)\s|[A-Z0-9'\"\u2018\u201c])"
+    r"|,\s+(?=(?:the|its|their)\s|[A-Z'\"\u2018\u201c])"
+)
+
+
+def clauses(claim: str) -> list[str]:
+    """The clauses of a claim that states several facts ("A covers 160 languages, and B 350"): split
+    where a new subject starts; a piece with fewer than two content words stays with the one before."""
+    parts: list[str] = []
+    for piece in _CLAUSE.split(claim):
+        if parts and len(content_words(piece)) < 2:
+            parts[-1] = f"{parts[-1]} {piece}"
+        elif piece.strip():
+            parts.append(piece.strip())
+    return parts
 
 
 NOT_STATED = re.compile(
@@ -234,6 +275,12 @@ class _Grounder:
         self.wants_number = asks_for_number(question)
         self.packed = [papers[p.paper_id] for p in draft.passages if p.paper_id in papers]
 
+    def _echoes_question(self, text: str) -> bool:
+        """True when a claim only restates a wh-question ("The authors of X are [1].")."""
+        if not WH_QUESTION.match(self.question) or numbers_in(text):
+            return False
+        return not content_words(text) - content_words(self.question)
+
     def _ok(self, text: str, pids: list[str], support: float) -> bool:
         return support >= self.min_support and (
             self.verify is None or self.verify(text, [self.papers[p] for p in pids]))
@@ -253,13 +300,17 @@ class _Grounder:
         verdict = _Verdict(text=text, cited=cited, kept=[], support=0.0, quotes=quotes)
         titles = [self.papers[p].title for p in cited] + [p.title for p in self.packed]
         if says_not_stated(text) or _is_title_echo(text, titles) or (
-                self.wants_number and not numbers_in(text)):
+                self.wants_number and not numbers_in(text)) or self._echoes_question(text):
             verdict.support = max((s for s, _ in quotes.values()), default=0.0)
             return verdict
         subject = SUBJECT.match(sentence)
-        if subject and cited:  # "[1] and [2] study X": each subject must support it alone
-            verdict.kept = [p for p in cited if self._ok(text, [p], quotes[p][0])]
-            verdict.support = max((quotes[p][0] for p in verdict.kept), default=0.0)
+        if subject and cited:  # "[1] and [2] study X": a claim about each subject, checked with its own title
+            rest = _readable(sentence[subject.end():], [], self.passages)
+            own = [f"{self.papers[p].title} {rest}" for p in cited]
+            for pid, own_text, own_vector in zip(cited, own, self.checker.claim_vectors(own)):
+                verdict.quotes[pid] = self._alone(own_text, own_vector, pid)
+            verdict.kept = [p for p, t in zip(cited, own) if self._ok(t, [p], verdict.quotes[p][0])]
+            verdict.support = max((verdict.quotes[p][0] for p in verdict.kept), default=0.0)
             return verdict
         together = self._together(text, vector, cited) if len(cited) > 1 else (quotes[cited[0]][0] if cited else 0.0)
         if cited and self._ok(text, cited, together):

@@ -210,6 +210,29 @@ class HybridRetriever(BaseRetriever):
             NodeWithScore(node=self._nodes[int(r)], score=float(s)) for r, s in zip(rows[0], scores[0]) if s > 0
         ]
 
+    def _cover_names(self, question: str, order: list[str], k: int, paper_ids: list[str] | None) -> list[str]:
+        """The top k papers, made to include a paper for each method-like name the question uses
+        ("How many languages do LOLA and Goldfish cover?"): a name no top paper mentions brings in
+        the best-ranked paper that does (from the fused ranking, else BM25 on the name alone), in
+        place of the lowest-ranked top paper that is not the only one to mention some name."""
+        top = order[:k]
+        names = sorted(t for t in named_terms(question) if len(t) >= 4)
+        if len(names) < 2:  # one name: the ranking already centres on it
+            return top
+        for name in names:
+            if any(_mentions(self.papers[pid], name) for pid in top):
+                continue
+            found = next((pid for pid in order[k:] if _mentions(self.papers[pid], name)), None)
+            if found is None:
+                found = next((str(n.node.metadata["paper_id"]) for n in self._sparse(name, paper_ids)
+                              if _mentions(self.papers.get(str(n.node.metadata["paper_id"])) or _NO_PAPER, name)), None)
+            spare = [pid for pid in top if not any(  # not the only top paper that mentions some name
+                _mentions(self.papers[pid], n) and not any(_mentions(self.papers[q], n) for q in top if q != pid)
+                for n in names)]
+            if found is not None and found not in top and spare:
+                top[top.index(spare[-1])] = found
+        return top
+
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [NodeWithScore(node=h.node, score=h.fused) for h in self.hits(query_bundle.query_str)]
 
@@ -263,9 +286,12 @@ class HybridRetriever(BaseRetriever):
             pid = str(hit.node.metadata["paper_id"])
             dense_of[pid] = max(dense_of.get(pid, 0.0), hit.dense)
             ranked.setdefault(pid, hit)
-        top = [pid for pid in ranked if pid in self.papers][:k]
+        order = [pid for pid in ranked if pid in self.papers]
+        top = self._cover_names(question, order, k, paper_ids)
         if not top:
             return []
+        for pid in top:
+            dense_of.setdefault(pid, 0.0)
         if mode == "bm25":
             for pid in top:
                 dense_of[pid] = float((self.sentences.evidence(self.papers[pid]).vectors @ question_vector).max())
@@ -276,11 +302,19 @@ class HybridRetriever(BaseRetriever):
                 text=self.sentences.select(
                     self.papers[pid], question, question_vector, self.settings.passage_tokens * (2 if rank == 0 else 1)
                 ),
-                score=ranked[pid].fused,
+                score=ranked[pid].fused if pid in ranked else 0.0,
                 dense_score=dense_of[pid],
             )
             for rank, pid in enumerate(top)
         ]
+
+
+_NO_PAPER = Paper(id="", title="", abstract="", raw_abstract="", source="", content_hash="")
+
+
+def _mentions(paper: Paper, name: str) -> bool:
+    text = f"{paper.title} {paper.abstract}".lower()
+    return name in text or name.replace("-", " ") in text
 
 
 def anchored(question: str, passages: list[Passage], papers: dict[str, Paper], depth: int = 2) -> bool:

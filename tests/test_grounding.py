@@ -8,6 +8,7 @@ from assistant.answering import REFUSAL
 from assistant.corpus import make_paper
 from assistant.grounding import (
     SupportChecker,
+    clauses,
     combine,
     finished,
     ground,
@@ -222,3 +223,21 @@ def test_a_rejected_premise_keeps_its_no_and_a_bare_yes_is_no_answer() -> None:
     assert answer.answer == "No. PARSeq reaches 96.0% accuracy when trained on real data [1]."
     assert run_many_parseq("Yes, [1].", question).abstained
     assert run_many_parseq("Yes. PARSeq reaches 50% on real data [1].", question).abstained
+
+
+def test_facts_of_two_papers_are_not_joined_into_a_relation_neither_states() -> None:
+    # LOLA's name with Goldfish's model size: every word is in one of the two abstracts, the relation in neither.
+    answer = run_many("LOLA has 125M parameters [1][2].")
+    assert answer.abstained
+    assert clauses("LOLA covers 160 languages, the Goldfish models 350, and the Kneser-Ney model 67.6") == [
+        "LOLA covers 160 languages", "the Goldfish models 350", "the Kneser-Ney model 67.6"]
+
+
+def test_a_claim_that_only_restates_the_question_is_no_answer() -> None:
+    question = "Who are the authors of the PARSeq paper on scene text recognition?"
+    assert run_many_parseq("The authors of the PARSeq paper on scene text recognition are [1].", question).abstained
+
+
+def test_a_proper_noun_the_abstract_never_uses_is_a_missing_fact() -> None:
+    assert missing_facts("The corpus is mostly Chinese text.", "The corpus is mostly English text.") == {"chinese"}
+    assert missing_facts("The corpus is mostly English text.", "The corpus is mostly English text.") == set()
