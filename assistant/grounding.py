@@ -30,7 +30,7 @@ KEY_GROUP = re.compile(r"\[\s*(?:(?:source|abstract|paper)\s*)?(\d+(?:\s*[,;]\s*
 NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
 # A sentence that opens with its citations as subject: "[1] and [2] study ...", "[3], [4] report ...".
 SUBJECT = re.compile(r"^\s*((?:\[[^\]]*\]\s*(?:,|;|and|&)?\s*)+)(?=[a-z])")
-WH_QUESTION = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+WH_QUESTION = re.compile(r"(?:^|[.!?:]\s+)\W*(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 LABEL = re.compile(r"\b(?:Title|Abstract)\s*:\s*", re.IGNORECASE)
 COSINE_FLOOR, COSINE_SPAN = 0.35, 0.45  # MiniLM cosines below ~0.35 are unrelated text
 EMBED_WEIGHT = 0.55
@@ -118,9 +118,9 @@ class SupportChecker:
 
     def score_set(self, claim: str, claim_vector: np.ndarray, papers: list[Paper], question: str = "") -> float:
         """Support of `claim` by `papers` taken together (0.0 for none): the best single paper's support
-        of the whole claim or, for a claim that joins clauses ("A covers 160 languages and B 350"), the
+        of the whole claim or, for a claim that joins clauses ("A covers 40 languages and B 12"), the
         support of its weakest clause by its best paper. Every clause must be stated by some paper, so
-        facts of two papers are never joined into a relation neither states ("A has B's 125M")."""
+        facts of two papers are never joined into a relation neither states ("A has B's 7B parameters")."""
         if not papers:
             return 0.0
         whole = max(self.score(claim, claim_vector, p, question)[0] for p in papers)
@@ -143,7 +143,7 @@ _CLAUSE = re.compile(
 
 
 def clauses(claim: str) -> list[str]:
-    """The clauses of a claim that states several facts ("A covers 160 languages, and B 350"): split
+    """The clauses of a claim that states several facts ("A covers 40 languages, and B 12"): split
     where a new subject starts; a piece with fewer than two content words stays with the one before."""
     parts: list[str] = []
     for piece in _CLAUSE.split(claim):
@@ -277,7 +277,7 @@ class _Grounder:
 
     def _echoes_question(self, text: str) -> bool:
         """True when a claim only restates a wh-question ("The authors of X are [1].")."""
-        if not WH_QUESTION.match(self.question) or numbers_in(text):
+        if not WH_QUESTION.search(self.question) or numbers_in(text):
             return False
         return not content_words(text) - content_words(self.question)
 
@@ -320,8 +320,8 @@ class _Grounder:
             ]
             verdict.support = together
             return verdict
-        # Its citations do not support it: one more packed abstract may complete it ("A has 5,000 and B
-        # 2,000 [1]"), or one packed abstract alone may support it (the citation moves there).
+        # Its citations do not support it: one more packed abstract may complete it ("A has 900 and B
+        # 300 [1]"), or one packed abstract alone may support it (the citation moves there).
         others = {p.id: self._alone(text, vector, p.id) for p in self.packed if p.id not in quotes}
         for pid, alone in sorted(others.items(), key=lambda kv: kv[1][0], reverse=True):
             if cited and self._ok(text, [*cited, pid], self._together(text, vector, [*cited, pid])):

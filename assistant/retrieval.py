@@ -105,7 +105,7 @@ class SentenceIndex:
         raw = split_sentences(paper.raw_abstract) or [paper.raw_abstract]
         clean = [clean_text(s) for s in raw]
         vectors = self.embedder.embed([paper.title] + clean)
-        ev = Evidence(paper, [paper.title] + raw, [paper.title] + clean, vectors, f"{paper.title} {paper.abstract}")
+        ev = Evidence(paper, [paper.title] + raw, [paper.title] + clean, vectors, f"{paper.title} {' '.join(clean)}")
         with self._lock:
             self._cache[key] = ev
             if len(self._cache) > self._cache_size:
@@ -212,7 +212,7 @@ class HybridRetriever(BaseRetriever):
 
     def _cover_names(self, question: str, order: list[str], k: int, paper_ids: list[str] | None) -> list[str]:
         """The top k papers, made to include a paper for each method-like name the question uses
-        ("How many languages do LOLA and Goldfish cover?"): a name no top paper mentions brings in
+        ("How many languages do ModelA and ModelB cover?"): a name no top paper mentions brings in
         the best-ranked paper that does (from the fused ranking, else BM25 on the name alone), in
         place of the lowest-ranked top paper that is not the only one to mention some name."""
         top = order[:k]
@@ -318,7 +318,7 @@ def _mentions(paper: Paper, name: str) -> bool:
 
 
 def anchored(question: str, passages: list[Passage], papers: dict[str, Paper], depth: int = 2) -> bool:
-    """True when a name from the question (a method-like term such as UniMax or Orion-14B) appears in
+    """True when a name from the question (a method-like term such as a new model's name) appears in
     one of the top papers: lexical evidence the embedder may miss for a name it has never seen."""
     names = {t for t in named_terms(question) if len(t) >= 4}
     for passage in passages[:depth]:

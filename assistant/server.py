@@ -83,7 +83,7 @@ _FOLLOWUP_WORDS = 12  # longer questions with a pronoun usually name their subje
 
 
 def _names_a_subject(question: str) -> bool:
-    # A capitalised or numbered term after the first word: "What is PARSeq?", "Results on WMT14?"
+    # A capitalised or numbered term after the first word: "What is FooNet?", "Results on WMT14?"
     return any(t[0].isupper() or any(c.isdigit() for c in t) for t in question.split()[1:] if t[:1].isalnum())
 
 

@@ -108,5 +108,5 @@ NAMED = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*[A-Z0-9])[A-Za-z][A-Za-
 
 
 def named_terms(text: str) -> set[str]:
-    """Method-like names: words with an inner capital or digit, such as PARSeq, BERT-PLM, GPT-4."""
+    """Method-like names: words with an inner capital or digit, such as ResNet-50, XLNet, GPT-4."""
     return {t.lower() for t in NAMED.findall(text)}

@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 FEEDBACK_FILE = "feedback.jsonl"
 EXAMPLE_QUESTIONS = (
-    "How many distinct text domains does the Paloma benchmark use to measure language model fit?",
-    "Which models were used to generate the TinyStories dataset?",
-    "What perplexity does the Kneser-Ney 5-gram baseline reach on the One Billion Word Benchmark?",
+    "Which papers are surveys?",
+    "What methods make language model inference faster, and by how much?",
+    "How do the papers measure hallucination?",
 )
 Message = dict[str, Any]
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
