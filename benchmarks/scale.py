@@ -235,7 +235,11 @@ def run(sizes: tuple[int, ...] = SIZES, queries: int = 40, keep: bool = False, s
     if serve:
         for size, settings, _ in built:
             log(f"serve over the {size} index")
-            s = measure_serve(settings)
+            try:
+                s = measure_serve(settings)
+            except (RuntimeError, OSError) as exc:  # recorded, so the other figures of a long run survive
+                result.details["sizes"][size]["serve"] = {"error": str(exc)[-500:]}
+                continue
             result.details["sizes"][size]["serve"] = s
             result.rows.append(Row("scale", f"serve peak RSS after one answer, {size} abstracts",
                                    s["vm_hwm_bytes"] / gib, "GiB", note=f"ready in {s['ready_seconds']} s"))
