@@ -61,6 +61,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = Store(settings, make_embedder(settings.embed))
     print(f"paper-assistant: {store.explain()}", file=sys.stderr)
+    print(f"paper-assistant: checking {len(args.paths)} file(s) before writing anything", file=sys.stderr)
     report = store.ingest_files([Path(p) for p in args.paths], prune=args.prune, skip_bad=args.skip_bad,
                                 progress=ProgressBar("embedding chunks", "papers"))
     for problem in report.problems[:SHOWN_PROBLEMS]:

@@ -242,6 +242,8 @@ class Store:
             writer.join()  # an interrupted ingest still finishes the batch being written
         if errors:
             raise errors[0]
+        if progress and counts["done"] < total:  # titles seen twice were written once: every input is handled
+            progress(total, total)
 
         removed_papers: list[str] = []
         if corpus_ids is not None:

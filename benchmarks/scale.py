@@ -12,7 +12,7 @@ For each size, in one run:
             (read papers and chunks, build BM25), questions embedded by the real MiniLM; the
             ratio to the smallest size is the figure (target: p50 at the largest <= 2x).
   serve     optionally (--serve), peak RSS of `paper-assistant serve` over each index after one answer.
-Separately, `rates` measures real ingest throughput on the same 120 synthetic abstracts with the
+Separately, `rates` measures real ingest throughput on the same 60 synthetic abstracts with the
 packaged embedder and with llama-cpp-python's OpenAI-compatible server (embeddings on, the
 packaged GGUF, mean pooling) through `embed.backend = openai`.
 Run: `python -m benchmarks.run --only scale` (the JSONL files and the embeddings table are cached).
@@ -45,7 +45,7 @@ SIZES = (10_000, 100_000, 250_000)
 MEMORY_LIMIT_BYTES = int(1.5 * 2**30)
 P50_RATIO_LIMIT = 2.0
 KILL_AT = 0.4  # the largest ingest is killed when this share of its papers is written
-RATE_PAPERS = 120
+RATE_PAPERS = 60
 PROGRESS = re.compile(rb"(\d+)/(\d+) papers")
 
 
