@@ -38,7 +38,7 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
         from . import scale
 
         return lambda: scale.run(sizes=tuple(args.scale_sizes), queries=args.queries, keep=args.keep,
-                                 serve=args.serve, rates=not args.no_rates)
+                                 serve=args.serve, rates=not args.no_rates, http=args.http)
     if name == "load":
         from . import load
 
@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="scale benchmark: reuse indexes built by an earlier run")
     parser.add_argument("--serve", action="store_true", help="scale benchmark: also peak RSS of serve per index")
     parser.add_argument("--no-rates", action="store_true", help="scale benchmark: skip the embedder rates")
+    parser.add_argument("--http", action="store_true",
+                        help="scale benchmark: also ingest the largest size into a `chroma run` server")
     args = parser.parse_args(argv)
 
     names = args.only or list(DEFAULT_NAMES)
