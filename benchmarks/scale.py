@@ -9,8 +9,9 @@ For each size, in one run:
             not depend on what the vectors mean. The largest size is killed (SIGKILL) part-way
             and ingested again: the second run must embed only what the first did not store.
   retrieval p50/p95 of `HybridRetriever.hits` and `.passages` and the time to open the index
-            (read papers and chunks, build BM25), questions embedded by the real MiniLM; the
-            ratio to the smallest size is the figure (target: p50 at the largest <= 2x).
+            (read papers and chunks, build BM25), questions embedded by the real MiniLM and
+            interleaved across sizes; the ratio to the smallest size is the figure (target: p50
+            at the largest <= 2x).
   serve     optionally (--serve), peak RSS of `paper-assistant serve` over each index after one answer.
 Separately, `rates` measures real ingest throughput on the same 20 synthetic abstracts with the
 packaged embedder and with llama-cpp-python's OpenAI-compatible server (embeddings on, the
@@ -142,12 +143,51 @@ class _NameOnly:
 
 
 def measure_retrieval(sizes: list[tuple[int, Settings]], queries: int) -> dict[int, dict[str, Any]]:
-    """p50/p95 and open time at each size, in one run, questions interleaved across sizes per round."""
-    from .retrieval import WARMUP, _measure
+    """p50/p95 and open time at each size. Every index is opened first, then each question is timed
+    on every size in turn, so a change of machine load during the run hits all sizes alike."""
+    from assistant.retrieval import HybridRetriever, SentenceIndex
+
+    from .common import percentile, stopwatch
+    from .retrieval import WARMUP
 
     embedder = MiniLMEmbedder(Settings().embed)
     questions = [row["question"] for row in load_questions()][: queries + WARMUP]
-    return {size: _measure(f"{size // 1000}k abstracts", settings, embedder, questions) for size, settings in sizes}
+    opened: dict[int, tuple[Store, Any, float]] = {}
+    for size, settings in sizes:
+        store = Store(settings, embedder)
+        started = time.perf_counter()
+        retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder))
+        opened[size] = (store, retriever, time.perf_counter() - started)
+        log(f"{size}: retriever opened in {opened[size][2]:.1f} s")
+    variants = ("embed", "bare", "dense", "bm25", "hits", "retrieve", "retrieve_warm")
+    samples = {size: {v: [] for v in variants} for size in opened}  # type: ignore[var-annotated]
+    for n, question in enumerate(questions):
+        for size, (store, retriever, _) in opened.items():
+            if n < WARMUP:
+                retriever.passages(question)
+                continue
+            got = samples[size]
+            with stopwatch(got["embed"]):
+                vector = embedder.embed([question])[0].tolist()
+            with stopwatch(got["bare"]):
+                store.chunks.query(query_embeddings=[vector], n_results=retriever.settings.candidates)
+            with stopwatch(got["dense"]):
+                retriever.hits(question, mode="dense")
+            with stopwatch(got["bm25"]):
+                retriever.hits(question, mode="bm25")
+            with stopwatch(got["hits"]):
+                retriever.hits(question)
+            with stopwatch(got["retrieve"]):
+                retriever.passages(question)
+            with stopwatch(got["retrieve_warm"]):
+                retriever.passages(question)
+    return {
+        size: {"papers": store.papers.count(), "chunks": store.chunks.count(), "open_seconds": round(open_s, 2),
+               "p50_ms": {k: round(percentile(v, 50), 2) for k, v in samples[size].items()},
+               "p95_ms": {k: round(percentile(v, 95), 2) for k, v in samples[size].items()},
+               "queries": len(questions) - WARMUP}
+        for size, (store, _, open_s) in opened.items()
+    }
 
 
 def measure_http_ingest(size: int) -> dict[str, Any]:
