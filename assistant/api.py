@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answering import REFUSAL, Prompts, clean_question, pack, shorten_question, stream_draft, translate
-from .backends import ChatModel, Embedder, MiniLMEmbedder, make_chat_model
+from .backends import ChatModel, Embedder, make_chat_model, make_embedder
 from .config import Settings
-from .corpus import load_corpus
 from .errors import InputError
 from .grounding import SupportChecker, Verify, ground, strip_keys, tidy
 from .judging import Judge
@@ -47,7 +46,7 @@ class Assistant:
     def __init__(self, settings: Settings, chat_model: ChatModel | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.prompts = Prompts.load()
-        self.embedder = embedder or MiniLMEmbedder(settings.embed)
+        self.embedder = embedder or make_embedder(settings.embed)
         self.store = Store(settings, self.embedder)
         self.sentences = SentenceIndex(self.embedder)
         self.checker = SupportChecker(self.sentences)
@@ -62,7 +61,8 @@ class Assistant:
         """An assistant over the configured index; an empty index is filled from the seed files first."""
         assistant = cls(settings or Settings())
         if ingest_seeds and assistant.store.is_empty() and assistant.settings.corpus.seed_paths:
-            print(f"first start: indexing {len(assistant.settings.corpus.seed_paths)} seed file(s)", file=sys.stderr)
+            print(f"first start: indexing {len(assistant.settings.corpus.seed_paths)} seed file(s); "
+                  f"{assistant.store.explain()}", file=sys.stderr)
             assistant.ingest(assistant.settings.corpus.seed_paths, progress=progress)
         return assistant
 
@@ -85,11 +85,11 @@ class Assistant:
             return self._chat
 
     def ingest(
-        self, paths: list[Path], prune: bool = False, progress: Callable[[int, int], None] | None = None
+        self, paths: list[Path], prune: bool = False, progress: Callable[[int, int], None] | None = None,
+        skip_bad: bool = False,
     ) -> IngestReport:
-        """Parse every file first (nothing is written if any is bad), then update the index."""
-        papers = load_corpus(paths)
-        report = self.store.ingest(papers, prune=prune, progress=progress)
+        """Check every file first (nothing is written if any is bad, unless `skip_bad`), then stream them in."""
+        report = self.store.ingest_files(paths, prune=prune, skip_bad=skip_bad, progress=progress)
         self._reload()
         return report
 

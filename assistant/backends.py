@@ -1,4 +1,9 @@
-"""Model backends: the packaged ONNX MiniLM embedder, and chat models.
+"""Model backends: embedders and chat models, each in-process or behind an OpenAI-compatible server.
+
+Embedders have one required method, `embed(texts)`, returning L2-normalised vectors, and a
+`name` that identifies the vectors (model and dimension: it enters the index fingerprint).
+`MiniLMEmbedder` runs the packaged ONNX MiniLM; `OpenAIEmbedder` calls any OpenAI-compatible
+`/v1/embeddings` (OpenAI, vLLM, TEI, Ollama, llama.cpp's server) chosen by base URL.
 
 Chat models have one required method, `stream(messages, max_tokens)`, yielding text pieces and,
 last, the token usage. Two exist: `LocalChat` runs the packaged GGUF in-process with llama.cpp
@@ -28,7 +33,7 @@ EMBED_MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained sequence length
 
 
 class Embedder(Protocol):
-    """Turns texts into L2-normalised vectors."""
+    """Turns texts into L2-normalised vectors; `name` names the model and dimension of the vectors."""
 
     name: str
     dim: int
@@ -87,6 +92,87 @@ class MiniLMEmbedder:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible embeddings server, through the `openai` client.
+
+    Texts go in requests of `batch_size`; each request waits at most `timeout_s` and is retried
+    `max_retries` times with the client's backoff. The vector size is learnt from one probe
+    request when the embedder is made (so a server that is down fails at start, not mid-ingest),
+    and `name` is `openai:<model>:<dim>d`. Vectors are L2-normalised here: not every server does.
+    """
+
+    def __init__(self, settings: EmbedSettings) -> None:
+        import httpx
+        import openai
+
+        if not settings.base_url or not settings.model:
+            raise ModelError("embed backend 'openai' needs a server and a model; set PAPER_ASSISTANT_EMBED__BASE_URL "
+                             "and PAPER_ASSISTANT_EMBED__MODEL")
+        self.model = settings.model
+        self.base_url = settings.base_url
+        self._dimensions = settings.dimensions
+        self._batch_size = settings.batch_size
+        self._timeout_s = settings.timeout_s
+        self._openai = openai
+        self._httpx = httpx
+        self._client = openai.OpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            timeout=httpx.Timeout(settings.timeout_s),
+            max_retries=settings.max_retries,
+        )
+        self.dim = int(self._request(["dimension probe"]).shape[1])
+        self.name = f"openai:{self.model}:{self.dim}d"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors for `texts`, shape (len(texts), dim), in input order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [self._request(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
+        out = np.concatenate(parts)
+        if out.shape[1] != self.dim:
+            raise ModelError(f"embeddings server at {self.base_url} changed its vector size from {self.dim} to "
+                             f"{out.shape[1]}; restart the assistant so it opens the index of the new model")
+        return out
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        openai, httpx = self._openai, self._httpx
+        extra: dict[str, Any] = {"dimensions": self._dimensions} if self._dimensions else {}
+        try:
+            response = self._client.embeddings.create(model=self.model, input=texts, encoding_format="float", **extra)
+        except (openai.APITimeoutError, httpx.TimeoutException):
+            raise BackendTimeout(
+                f"embeddings server at {self.base_url} did not answer within {self._timeout_s:g} s; it may be "
+                "overloaded: retry later, raise PAPER_ASSISTANT_EMBED__TIMEOUT_S or lower PAPER_ASSISTANT_EMBED__BATCH_SIZE"
+            ) from None
+        except (openai.APIConnectionError, httpx.TransportError) as exc:
+            raise BackendUnavailable(
+                f"embeddings server at {self.base_url} unreachable ({exc.__class__.__name__}: {exc}); "
+                "check that it runs and PAPER_ASSISTANT_EMBED__BASE_URL"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise BackendUnavailable(
+                f"embeddings server at {self.base_url} answered {exc.status_code}; check PAPER_ASSISTANT_EMBED__MODEL, "
+                "the key, and that the server serves embeddings"
+            ) from None
+        rows = sorted(response.data, key=lambda row: row.index)
+        if len(rows) != len(texts):
+            raise BackendUnavailable(f"embeddings server at {self.base_url} returned {len(rows)} vectors for "
+                                     f"{len(texts)} texts; check that it serves embeddings")
+        return _normalise(np.array([row.embedding for row in rows], dtype=np.float32))
+
+
+def make_embedder(settings: EmbedSettings) -> Embedder:
+    """The configured embedder: the packaged MiniLM, or the OpenAI-compatible server of `base_url`."""
+    if settings.backend == "openai":
+        return OpenAIEmbedder(settings)
+    return MiniLMEmbedder(settings)
 
 
 @dataclass

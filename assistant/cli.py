@@ -16,18 +16,30 @@ from .config import Settings
 from .errors import AssistantError, InputError
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr with count and rate."""
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
-    def __init__(self, label: str) -> None:
+
+class ProgressBar:
+    """A one-line progress bar on stderr with count, rate and time left."""
+
+    def __init__(self, label: str, unit: str = "") -> None:
         self.label = label
+        self.unit = f" {unit}" if unit else ""
         self.started = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
-        rate = done / max(time.perf_counter() - self.started, 1e-6)
+        elapsed = max(time.perf_counter() - self.started, 1e-6)
+        rate = done / elapsed
         filled = int(30 * done / max(total, 1))
         end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {rate:.1f}/s{end}")
+        eta = f", {_duration((total - done) / rate)} left" if 0 < done < total else ""
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}{self.unit} "
+                         f"{rate:.1f}/s{eta}{end}")
         sys.stderr.flush()
 
 
@@ -38,15 +50,36 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from .api import Assistant
+SHOWN_PROBLEMS = 20
 
-    assistant = Assistant.from_settings(_settings(args), ingest_seeds=False)
-    report = assistant.ingest([Path(p) for p in args.paths], prune=args.prune, progress=ProgressBar("embedding chunks"))
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Stream corpus files into the index; opens only the store and the embedder (no retriever, no chat model)."""
+    from .backends import make_embedder
+    from .store import Store
+
+    settings = _settings(args)
+    store = Store(settings, make_embedder(settings.embed))
+    print(f"paper-assistant: {store.explain()}", file=sys.stderr)
+    print(f"paper-assistant: checking {len(args.paths)} file(s) before writing anything", file=sys.stderr)
+    report = store.ingest_files([Path(p) for p in args.paths], prune=args.prune, skip_bad=args.skip_bad,
+                                progress=ProgressBar("embedding chunks", "papers"))
+    for problem in report.problems[:SHOWN_PROBLEMS]:
+        print(f"paper-assistant: skipped {problem}", file=sys.stderr)
+    if report.bad_lines > SHOWN_PROBLEMS:
+        print(f"paper-assistant: ... and {report.bad_lines - SHOWN_PROBLEMS} more bad lines skipped", file=sys.stderr)
+    summary = {"index": store.fingerprint, "collection": store.name, "embedder": store.embedder.name,
+               "papers": report.papers, "chunks": report.chunks_total, "papers_read": report.papers_read,
+               "chunks_embedded": report.chunks_added, "chunks_removed": report.chunks_removed,
+               "papers_pruned": report.papers_removed, "bad_lines_skipped": report.bad_lines,
+               "seconds": round(report.seconds, 1)}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
     print(
-        f"{report.papers} papers, {report.chunks_total} chunks in index {assistant.fingerprint} "
+        f"{report.papers} papers, {report.chunks_total} chunks in index {store.fingerprint} "
         f"({report.chunks_added} chunks embedded, {report.chunks_removed} removed, "
-        f"{report.papers_removed} papers pruned) in {report.seconds:.1f} s"
+        f"{report.papers_removed} papers pruned, {report.bad_lines} bad lines skipped) in {report.seconds:.1f} s"
     )
     return 0
 
@@ -116,11 +149,11 @@ def cmd_papers(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .backends import MiniLMEmbedder
+    from .backends import make_embedder
     from .store import Store
 
     settings = _settings(args)
-    status = Store(settings, MiniLMEmbedder(settings.embed)).status()
+    status = Store(settings, make_embedder(settings.embed)).status()
     print(json.dumps(status.__dict__, indent=2) if args.json else
           f"index {status.fingerprint} at {status.location} (collection {status.collection}): "
           f"{status.papers} papers, {status.chunks} chunks; matches the current settings"
@@ -231,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add corpus files (.txt listing or .jsonl of {title, abstract}) to the index")
     p.add_argument("paths", nargs="+")
     p.add_argument("--prune", action="store_true", help="remove papers that are not in these files")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip and count bad lines (reported as file:line) instead of refusing the whole run")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer a question, citing paper titles")

@@ -39,10 +39,31 @@ class ChunkSettings(BaseModel):
 
 
 class EmbedSettings(BaseModel):
-    """The embedding model (the packaged int8 ONNX MiniLM)."""
+    """The embedding model: the packaged int8 ONNX MiniLM, or any OpenAI-compatible /v1/embeddings server.
 
-    batch_size: int = Field(32, ge=1, description="Texts embedded per ONNX call.")
+    Corpus and questions always go through the same one. Its model name and vector size are part
+    of the index fingerprint, so switching embedders builds a new collection and keeps the old one.
+    """
+
+    backend: Literal["local", "openai"] = Field(
+        "local", description="'local' runs the packaged MiniLM in-process; 'openai' sends texts to base_url."
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible embeddings endpoint, e.g. http://127.0.0.1:8081/v1 (TEI, vLLM, "
+        "Ollama, llama.cpp's server, OpenAI)."
+    )
+    model: str | None = Field(None, description="Embedding model name sent to the server (backend 'openai').")
+    api_key: SecretStr = Field(SecretStr("not-needed"), description="Key for the embeddings server (never printed).")
+    dimensions: int | None = Field(
+        None, ge=1, description="Vector size to ask the server for (models that can shorten theirs, such as "
+        "text-embedding-3-*); default: the model's own."
+    )
+    batch_size: int = Field(32, ge=1, description="Texts per ONNX call (local) or per request (server).")
     threads: int = Field(0, ge=0, description="ONNX intra-op threads; 0 lets onnxruntime decide.")
+    timeout_s: float = Field(60.0, gt=0, description="Server backend: seconds to wait for one embeddings request.")
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Server backend: retries of a refused, failed or timed-out request, with backoff."
+    )
 
 
 class StoreSettings(BaseModel):

@@ -1,8 +1,11 @@
-"""Corpus files -> list[Paper].
+"""Corpus files -> Papers, streamed.
 
 Reads the papers-listing seed format (chrome lines, "Subscribe" glued to the first title, then
-title line / abstract line pairs) and JSONL files of {"title", "abstract"}. Every problem is
-reported with file:line; nothing valid is dropped silently. Does not chunk or embed.
+title line / abstract line pairs) and JSONL files of {"title", "abstract"}. Files are read line
+by line, so a multi-gigabyte JSONL costs constant memory: `iter_papers` yields papers and hands
+every problem, as file:line, to a callback; `scan_corpus` is the checking pass an ingest makes
+before it writes anything. `load_corpus` keeps the whole-list form for small corpora. Nothing
+valid is dropped silently. Does not chunk or embed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusError
@@ -18,6 +23,7 @@ from .types import Paper
 CHROME_LINES = ("Get trending papers in your email inbox",)
 SUBSCRIBE_PREFIX = "Subscribe"
 MIN_ABSTRACT_CHARS = 80
+MAX_KEPT_PROBLEMS = 1000  # a scan counts every bad line but keeps only this many messages
 
 _RESIDUE = [
     (re.compile(r"(?<![\w$])\$([^$\s][^$\n]{0,78}?)\$(?![\w$])"), r"\1"),  # inline math: "$k$" -> "k"
@@ -68,89 +74,155 @@ def make_paper(title: str, abstract: str, source: str) -> Paper:
     )
 
 
-def _read_lines(path: Path) -> list[str]:
+Problems = Callable[[str], None]
+
+
+def _iter_lines(path: Path, problem: Problems) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a file, read lazily; numbering matches `str.splitlines` of the whole file."""
     if not path.exists():
-        raise CorpusError([f"{path}: no such file; give the path of a .txt listing or a .jsonl corpus"])
+        problem(f"{path}: no such file; give the path of a .txt listing or a .jsonl corpus")
+        return
     if path.is_dir():
-        raise CorpusError([f"{path}: is a folder; give the corpus files inside it"])
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise CorpusError([f"{path}: not UTF-8 (byte {exc.start}); re-save the file as UTF-8"]) from None
+        problem(f"{path}: is a folder; give the corpus files inside it")
+        return
+    n = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem(f"{path}:{n + 1}: not UTF-8 (byte {exc.start} of the line); re-save the file as UTF-8")
+                return
+            for line in text.splitlines() or [""]:
+                n += 1
+                yield n, line
 
 
-def parse_listing(path: Path) -> list[Paper]:
-    """Parse a papers-listing text file: optional chrome lines, then title / abstract line pairs."""
-    lines = _read_lines(path)
-    numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
-    while numbered and numbered[0][1].startswith(CHROME_LINES):
-        numbered.pop(0)
-    if numbered and numbered[0][1].startswith(SUBSCRIBE_PREFIX) and len(numbered[0][1]) > len(SUBSCRIBE_PREFIX):
-        n, first = numbered[0]
-        numbered[0] = (n, first[len(SUBSCRIBE_PREFIX) :])
-    problems: list[str] = []
-    papers: list[Paper] = []
-    for i in range(0, len(numbered), 2):
-        t_line, title = numbered[i]
-        if i + 1 >= len(numbered):
-            problems.append(f"{path}:{t_line}: title with no abstract line after it; add the abstract or remove it")
-            break
-        a_line, abstract = numbered[i + 1]
+def iter_listing(path: Path, problem: Problems) -> Iterator[Paper]:
+    """Papers of a papers-listing text file: optional chrome lines, then title / abstract line pairs.
+
+    A broken pairing is reported once and ends the file: past it, titles and abstracts would be swapped."""
+    numbered = ((n, line.strip()) for n, line in _iter_lines(path, problem) if line.strip())
+    first = True
+    for t_line, title in numbered:
+        if first:
+            if title.startswith(CHROME_LINES):
+                continue
+            first = False
+            if title.startswith(SUBSCRIBE_PREFIX) and len(title) > len(SUBSCRIBE_PREFIX):
+                title = title[len(SUBSCRIBE_PREFIX) :]
+        pair = next(numbered, None)
+        if pair is None:
+            problem(f"{path}:{t_line}: title with no abstract line after it; add the abstract or remove it")
+            return
+        a_line, abstract = pair
         if len(abstract) < MIN_ABSTRACT_CHARS or len(title) > len(abstract):
-            problems.append(
+            problem(
                 f"{path}:{a_line}: expected an abstract after the title on line {t_line}, got a short line; "
                 "each paper must be a title line followed by one abstract line"
             )
-            break  # the pairing is lost from here on; reporting more would only mislead
-        papers.append(make_paper(title, abstract, f"{path}:{t_line}"))
-    if problems:
-        raise CorpusError(problems)
-    return papers
+            return
+        yield make_paper(title, abstract, f"{path}:{t_line}")
 
 
-def parse_jsonl(path: Path) -> list[Paper]:
-    """Parse a JSONL corpus: one {"title": ..., "abstract": ...} object per line."""
-    problems: list[str] = []
-    papers: list[Paper] = []
-    for n, line in enumerate(_read_lines(path), start=1):
+def iter_jsonl(path: Path, problem: Problems) -> Iterator[Paper]:
+    """Papers of a JSONL corpus (one {"title": ..., "abstract": ...} object per line); each bad line is reported."""
+    for n, line in _iter_lines(path, problem):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{n}: not valid JSON ({exc.msg}); each line must be one JSON object")
+            problem(f"{path}:{n}: not valid JSON ({exc.msg}); each line must be one JSON object")
             continue
         if not isinstance(row, dict):
-            problems.append(f"{path}:{n}: expected a JSON object with 'title' and 'abstract'")
+            problem(f"{path}:{n}: expected a JSON object with 'title' and 'abstract'")
             continue
         title, abstract = row.get("title"), row.get("abstract")
         missing = [k for k, v in (("title", title), ("abstract", abstract)) if not isinstance(v, str) or not v.strip()]
         if missing:
-            problems.append(f"{path}:{n}: missing or empty {', '.join(missing)}; both must be non-empty strings")
+            problem(f"{path}:{n}: missing or empty {', '.join(missing)}; both must be non-empty strings")
             continue
         assert isinstance(title, str) and isinstance(abstract, str)
-        papers.append(make_paper(title, abstract, f"{path}:{n}"))
+        yield make_paper(title, abstract, f"{path}:{n}")
+
+
+def iter_papers(paths: list[Path], problem: Problems) -> Iterator[Paper]:
+    """Papers of every file in order (a title seen twice appears twice: the later one wins when stored)."""
+    if not paths:
+        problem("no corpus files given; pass .txt listings or .jsonl files")
+    for path in paths:
+        bad = 0
+
+        def note(message: str) -> None:
+            nonlocal bad
+            bad += 1
+            problem(message)
+
+        count = 0
+        for paper in iter_jsonl(path, note) if path.suffix == ".jsonl" else iter_listing(path, note):
+            count += 1
+            yield paper
+        if count == 0 and not bad:
+            problem(f"{path}: holds no papers; check it is a corpus file")
+
+
+@dataclass
+class CorpusScan:
+    """What a checking pass over corpus files found: papers, bad lines and their messages (the first
+    MAX_KEPT_PROBLEMS), so an ingest can refuse before writing, or skip and count."""
+
+    paths: list[Path]
+    papers: int = 0
+    bad: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def add_problem(self, message: str) -> None:
+        """Count a problem and keep its message while there is room."""
+        self.bad += 1
+        if len(self.problems) < MAX_KEPT_PROBLEMS:
+            self.problems.append(message)
+
+    def iter_papers(self) -> Iterator[Paper]:
+        """The papers again, without the problems (already counted by the scan)."""
+        return iter_papers(self.paths, lambda _message: None)
+
+
+def scan_corpus(paths: list[Path], skip_bad: bool = False) -> CorpusScan:
+    """Read every file once, in constant memory; raise CorpusError with every problem unless `skip_bad`."""
+    scan = CorpusScan(list(paths))
+    for _ in iter_papers(scan.paths, scan.add_problem):
+        scan.papers += 1
+    if scan.bad and not skip_bad:
+        raise CorpusError(scan.problems + ([f"{scan.bad - len(scan.problems)} more not listed"]
+                                           if scan.bad > len(scan.problems) else []))
+    return scan
+
+
+def _collect(parse: Callable[[Path, Problems], Iterator[Paper]], path: Path) -> list[Paper]:
+    problems: list[str] = []
+    papers = list(parse(path, problems.append))
     if problems:
         raise CorpusError(problems)
     return papers
+
+
+def parse_listing(path: Path) -> list[Paper]:
+    """Every paper of a papers-listing file; raises CorpusError naming the problem's file:line."""
+    return _collect(iter_listing, path)
+
+
+def parse_jsonl(path: Path) -> list[Paper]:
+    """Every paper of a JSONL corpus; raises CorpusError naming every bad line."""
+    return _collect(iter_jsonl, path)
 
 
 def load_corpus(paths: list[Path]) -> list[Paper]:
     """Parse every file, then merge; a title seen twice keeps its last version. Raises with all problems."""
     problems: list[str] = []
     by_id: dict[str, Paper] = {}
-    if not paths:
-        raise CorpusError(["no corpus files given; pass .txt listings or .jsonl files"])
-    for path in paths:
-        try:
-            parsed = parse_jsonl(path) if path.suffix == ".jsonl" else parse_listing(path)
-        except CorpusError as exc:
-            problems.extend(exc.problems)
-            continue
-        if not parsed:
-            problems.append(f"{path}: holds no papers; check it is a corpus file")
-        for paper in parsed:
-            by_id[paper.id] = paper
+    for paper in iter_papers(paths, problems.append):
+        by_id[paper.id] = paper
     if problems:
         raise CorpusError(problems)
     return list(by_id.values())

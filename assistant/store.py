@@ -1,31 +1,46 @@
 """Chroma behind LlamaIndex: the chunk collection (vectors) and the paper collection (abstracts).
 
 The store is embedded (`PersistentClient`, a folder) or a Chroma server (`HttpClient`), chosen
-by settings; the code path is the same. Collection names carry a fingerprint of embedder +
-chunking, so changing either builds a new index instead of mixing vectors. Ingest is
-incremental and idempotent: chunk ids hash their content, so an unchanged corpus embeds
-nothing, a changed paper replaces its chunks, and a crash mid-ingest is repaired by the next
-run. Chroma never gets an embedding function of its own: every vector comes from our embedder.
+by settings; the code path is the same. Collection names carry a fingerprint of embedder
+(model and dimension) + chunking, so changing either builds a new index instead of mixing
+vectors; a new collection records what built it, so `explain` can say why one was chosen.
+
+Ingest streams: papers go through in batches of INGEST_BATCH, and three stages overlap (a
+reader thread parses and chunks, the caller's thread looks up what is stored and embeds only
+what is missing, a writer thread writes), joined by queues QUEUE_DEPTH deep, so memory stays
+bounded whatever the corpus size. It is incremental and idempotent: chunk ids hash their
+content, so an unchanged corpus embeds nothing and a changed paper replaces its chunks. Within a
+batch the paper record is written last and marks the batch done, so an ingest killed at any
+point resumes where it stopped on the next run, without re-embedding what is stored.
+Chroma never gets an embedding function of its own: every vector comes from our embedder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .backends import Embedder
-from .chunking import chunk_corpus, chunking_fingerprint
+from .chunking import chunk_paper, chunking_fingerprint
 from .config import Settings
+from .corpus import scan_corpus
 from .errors import StoreError
 from .types import Chunk, Paper
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-EMBED_BATCH = 64
+INGEST_BATCH = 256  # papers per pipeline batch: one lookup, one embed call, one write each
+QUEUE_DEPTH = 2  # batches waiting between two stages; bounds ingest memory
 WRITE_BATCH = 256
 # Chroma reads or deletes the rows of one call with one SQL statement, and SQLite allows 32766
 # variables: an unpaged read of a collection past ~32k records fails ("too many SQL variables").
@@ -33,7 +48,11 @@ READ_PAGE = 5000
 
 
 def index_fingerprint(embedder_name: str, settings: Settings) -> str:
-    """Short hash of everything that decides the stored vectors."""
+    """Short hash of everything that decides the stored vectors.
+
+    `embedder_name` names model and dimension (a server embedder's name is `openai:<model>:<dim>d`;
+    the packaged model's name fixes 384), so indexes built before server embedders existed keep
+    their fingerprint."""
     basis = f"{embedder_name}|{chunking_fingerprint(settings.chunking)}|title-prefixed"
     return hashlib.sha1(basis.encode()).hexdigest()[:10]
 
@@ -45,7 +64,7 @@ def embed_text(chunk_title: str, chunk_text: str) -> str:
 
 @dataclass
 class IngestReport:
-    """What an ingest run did."""
+    """What an ingest run did. `papers_read` counts papers in the input, `bad_lines` the lines skipped."""
 
     papers: int
     chunks_total: int
@@ -53,6 +72,9 @@ class IngestReport:
     chunks_removed: int
     papers_removed: int
     seconds: float
+    papers_read: int = 0
+    bad_lines: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +87,7 @@ class IndexStatus:
     papers: int
     chunks: int
     other_indexes: list[str]
+    embedder: str = ""
 
 
 def _client(settings: Settings) -> Any:
@@ -101,87 +124,213 @@ class Store:
         self.location = describe_location(settings)
         self.name = f"{settings.store.collection_prefix}-{self.fingerprint}"
         self._client = _client(settings)
+        # Recorded on new collections only (existing ones keep theirs), for `explain`.
+        built_by = {"hnsw:space": "cosine", "embedder": embedder.name, "dim": embedder.dim,
+                    "chunking": chunking_fingerprint(settings.chunking)}
         try:
-            space = {"hnsw:space": "cosine"}
             self.chunks = self._client.get_or_create_collection(
-                self.name, metadata=space, embedding_function=None
+                self.name, metadata=built_by, embedding_function=None
             )
             self.papers = self._client.get_or_create_collection(
-                f"{self.name}-papers", metadata=space, embedding_function=None
+                f"{self.name}-papers", metadata=built_by, embedding_function=None
             )
         except Exception as exc:  # noqa: BLE001 - as above, for a collection on a server
             raise StoreError(f"cannot open collection {self.name} at {self.location} ({exc})") from None
         self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
 
-    def status(self) -> IndexStatus:
-        """Counts and location of this index."""
+    def _other_indexes(self) -> list[str]:
         prefix = f"{self.settings.store.collection_prefix}-"
         names = [getattr(c, "name", c) for c in self._client.list_collections()]
-        others = sorted(n for n in names if n.startswith(prefix) and not n.startswith(self.name))
-        return IndexStatus(self.fingerprint, self.location, self.name, self.papers.count(), self.chunks.count(), others)
+        return sorted(n for n in names if n.startswith(prefix) and not n.endswith("-papers") and n != self.name)
+
+    def status(self) -> IndexStatus:
+        """Counts and location of this index."""
+        return IndexStatus(self.fingerprint, self.location, self.name, self.papers.count(), self.chunks.count(),
+                           self._other_indexes(), self.embedder.name)
+
+    def explain(self) -> str:
+        """Which collection this store uses and why; other indexes in the same store and what built them."""
+        chunking = chunking_fingerprint(self.settings.chunking)
+        chunks = self.chunks.count()
+        text = (f"using collection {self.name} at {self.location} ({chunks} chunks): its name is the fingerprint of "
+                f"embedder {self.embedder.name} ({self.embedder.dim}-d) and chunking {chunking}")
+        others = []
+        for name in self._other_indexes():
+            try:
+                other = self._client.get_collection(name)
+                meta, count = other.metadata or {}, other.count()
+            except Exception:  # noqa: BLE001, S112 - a collection dropped meanwhile is simply not described
+                continue
+            built = (f"embedder {meta['embedder']} ({meta.get('dim')}-d), chunking {meta.get('chunking')}"
+                     if "embedder" in meta else "settings not recorded (built before collections recorded them)")
+            others.append(f"{name} ({count} chunks; {built})")
+        if others:
+            verb = "is built anew" if chunks == 0 else "is kept apart"
+            text += (f"; it {verb} because vectors of different embedders or chunkings never mix; "
+                     f"other indexes here, left untouched: {'; '.join(others)}")
+        return text
 
     def is_empty(self) -> bool:
         """True when nothing has been ingested under this fingerprint."""
         return self.chunks.count() == 0
 
     def ingest(
-        self, papers: list[Paper], prune: bool = False, progress: Callable[[int, int], None] | None = None
+        self, papers: Iterable[Paper], prune: bool = False, progress: Callable[[int, int], None] | None = None,
+        total: int | None = None,
     ) -> IngestReport:
-        """Add new papers, replace changed ones, and with `prune` remove papers not in `papers`."""
-        from llama_index.core.schema import TextNode
+        """Add new papers, replace changed ones, and with `prune` remove papers not in `papers`.
 
+        `papers` is consumed once, in batches; a title seen twice keeps its last version.
+        `progress(papers done, papers in total)` is called after each written batch; `total`
+        defaults to len(papers) when it has one, else 0 (unknown).
+        """
         started = time.perf_counter()
-        chunks = chunk_corpus(papers, self.settings.chunking)
-        stored = _get_all(self.chunks, ["metadatas"])
-        stored_ids = set(stored["ids"])
-        stored_paper_of = {i: (m or {}).get("paper_id") for i, m in zip(stored["ids"], stored["metadatas"] or [])}
-        new = [c for c in chunks if c.id not in stored_ids]
-        wanted_ids = {c.id for c in chunks}
-        corpus_ids = {p.id for p in papers}
-        stale = [i for i, pid in stored_paper_of.items() if i not in wanted_ids and (prune or pid in corpus_ids)]
+        if total is None:
+            total = len(papers) if isinstance(papers, list | tuple) else 0
+        corpus_ids: set[str] | None = set() if prune else None  # ids only: 2.5M of them take ~200 MB
+        counts = {"read": 0, "done": 0, "added": 0, "removed": 0}
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        embedded: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
 
-        # Papers first (their abstract is needed to quote), then chunks; both writes are upserts by id.
-        stored_papers = _get_all(self.papers, ["metadatas"])
-        paper_hash = {i: (m or {}).get("content_hash") for i, m in zip(stored_papers["ids"], stored_papers["metadatas"] or [])}
-        changed_papers = [p for p in papers if paper_hash.get(p.id) != p.content_hash]
-        for start in range(0, len(changed_papers), WRITE_BATCH):
-            batch = changed_papers[start : start + WRITE_BATCH]
-            vectors = self.embedder.embed([p.title for p in batch])
-            self.papers.upsert(
-                ids=[p.id for p in batch],
-                embeddings=vectors.tolist(),
-                documents=[p.raw_abstract for p in batch],
-                metadatas=[
-                    {"title": p.title, "abstract": p.abstract, "source": p.source, "content_hash": p.content_hash}
-                    for p in batch
-                ],
-            )
+        def batches() -> Iterator[list[Paper]]:
+            batch: dict[str, Paper] = {}
+            for paper in papers:
+                counts["read"] += 1
+                if corpus_ids is not None:
+                    corpus_ids.add(paper.id)
+                batch.pop(paper.id, None)
+                batch[paper.id] = paper  # a duplicate in one batch: the later version only
+                if len(batch) >= INGEST_BATCH:
+                    yield list(batch.values())
+                    batch = {}
+            if batch:
+                yield list(batch.values())
 
-        done = 0
-        for start in range(0, len(new), EMBED_BATCH):
-            batch = new[start : start + EMBED_BATCH]
-            vectors = self.embedder.embed([embed_text(c.title, c.text) for c in batch])
-            nodes = [_to_node(TextNode, c, v.tolist()) for c, v in zip(batch, vectors)]
-            self.vector_store.add(nodes)
-            done += len(batch)
-            if progress:
-                progress(done, len(new))
+        def chunked() -> Iterator[tuple[list[Paper], list[Chunk]]]:
+            for batch in batches():
+                yield batch, [c for p in batch for c in chunk_paper(p, self.settings.chunking)]
 
-        for start in range(0, len(stale), WRITE_BATCH):
-            self.chunks.delete(ids=stale[start : start + WRITE_BATCH])
+        def write() -> None:
+            # Ids of the last batches written: the embed stage looked a batch up while up to
+            # QUEUE_DEPTH + 1 earlier ones were still unwritten, so its papers seen there are redone.
+            recent: deque[set[str]] = deque(maxlen=QUEUE_DEPTH + 2)
+            try:
+                while (item := _take(embedded, stop)) is not None:
+                    removed, added = self._write_batch(*item, recent_ids=set().union(*recent))
+                    recent.append({p.id for p in item[0]})
+                    counts["removed"] += removed
+                    counts["added"] += added
+                    counts["done"] += len(item[0])
+                    if progress:
+                        progress(counts["done"], max(total, counts["done"]))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, which raises it
+                errors.append(exc)
+                stop.set()
+
+        writer = threading.Thread(target=write, name="ingest-writer", daemon=True)
+        writer.start()
+        try:
+            for batch, chunks in _prefetch(chunked(), stop, errors):
+                if not _give(embedded, self._embed_batch(batch, chunks), stop):
+                    break
+            _give(embedded, None, stop)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            writer.join()  # an interrupted ingest still finishes the batch being written
+        if errors:
+            raise errors[0]
+        if progress and counts["done"] < total:  # titles seen twice were written once: every input is handled
+            progress(total, total)
+
         removed_papers: list[str] = []
-        if prune:
-            removed_papers = [i for i in stored_papers["ids"] if i not in corpus_ids]
-            for start in range(0, len(removed_papers), WRITE_BATCH):
-                self.papers.delete(ids=removed_papers[start : start + WRITE_BATCH])
+        if corpus_ids is not None:
+            removed_papers, orphan_chunks = self._prune(corpus_ids)
+            counts["removed"] += orphan_chunks
         return IngestReport(
             papers=self.papers.count(),
             chunks_total=self.chunks.count(),
-            chunks_added=len(new),
-            chunks_removed=len(stale),
+            chunks_added=counts["added"],
+            chunks_removed=counts["removed"],
             papers_removed=len(removed_papers),
             seconds=time.perf_counter() - started,
+            papers_read=counts["read"],
         )
+
+    def ingest_files(
+        self, paths: list[Path], prune: bool = False, skip_bad: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
+        """Check the files in one streaming pass (any bad line stops here, before a write, unless
+        `skip_bad`: then bad lines are counted and left out), then stream their papers in."""
+        scan = scan_corpus(paths, skip_bad=skip_bad)
+        report = self.ingest(scan.iter_papers(), prune=prune, progress=progress, total=scan.papers)
+        report.bad_lines, report.problems = scan.bad, scan.problems
+        return report
+
+    def _embed_batch(self, batch: list[Paper], chunks: list[Chunk]) -> tuple[Any, ...]:
+        """Vectors for what this batch needs and the store lacks: new chunks, and titles of new or changed papers."""
+        present = set(self.chunks.get(ids=[c.id for c in chunks], include=[])["ids"]) if chunks else set()
+        new = [c for c in chunks if c.id not in present]
+        stored = self.papers.get(ids=[p.id for p in batch], include=["metadatas"])
+        hashes = {i: (m or {}).get("content_hash") for i, m in zip(stored["ids"], stored["metadatas"] or [])}
+        changed = [p for p in batch if hashes.get(p.id) != p.content_hash]
+        vectors = self.embedder.embed([embed_text(c.title, c.text) for c in new] + [p.title for p in changed])
+        return batch, chunks, new, vectors[: len(new)], changed, vectors[len(new) :]
+
+    def _write_batch(self, batch: list[Paper], chunks: list[Chunk], new: list[Chunk], new_vectors: Any,
+                     changed: list[Paper], title_vectors: Any, recent_ids: set[str]) -> tuple[int, int]:
+        """Write one batch: drop stale chunks, add the new ones, then the paper records (the batch's
+        commit mark). Returns (chunks removed, chunks added).
+
+        Papers that are new, changed, missing chunks or written by a recent batch (a duplicate
+        title: the lookup may predate that write) are checked against the store here; the others
+        were complete when looked up and nothing has touched them since."""
+        from llama_index.core.schema import TextNode
+
+        changed_ids = {p.id for p in changed}
+        redo = [p for p in batch if p.id in recent_ids and p.id not in changed_ids]
+        check = changed_ids | {p.id for p in redo} | {c.paper_id for c in new}
+        stored: set[str] = set()
+        if check:
+            stored = set(self.chunks.get(where={"paper_id": {"$in": sorted(check)}}, include=[])["ids"])
+        stale = sorted(stored - {c.id for c in chunks})
+        have = stored | {c.id for c in new}
+        lost = [c for c in chunks if c.paper_id in check and c.id not in have]
+        if lost:  # stored when looked up, dropped since by an earlier batch holding another version
+            new = new + lost
+            new_vectors = np.concatenate([new_vectors, self.embedder.embed([embed_text(c.title, c.text) for c in lost])])
+        if redo:
+            changed = changed + redo
+            title_vectors = np.concatenate([title_vectors, self.embedder.embed([p.title for p in redo])])
+        for start in range(0, len(stale), WRITE_BATCH):
+            self.chunks.delete(ids=stale[start : start + WRITE_BATCH])
+        if new:
+            self.vector_store.add([_to_node(TextNode, c, [float(x) for x in v]) for c, v in zip(new, new_vectors)])
+        if changed:
+            self.papers.upsert(
+                ids=[p.id for p in changed],
+                embeddings=np.asarray(title_vectors, dtype=np.float32),
+                documents=[p.raw_abstract for p in changed],
+                metadatas=[
+                    {"title": p.title, "abstract": p.abstract, "source": p.source, "content_hash": p.content_hash}
+                    for p in changed
+                ],
+            )
+        return len(stale), len(new)
+
+    def _prune(self, corpus_ids: set[str]) -> tuple[list[str], int]:
+        """Delete papers not in `corpus_ids` and every chunk whose paper is not; (papers removed, chunks removed)."""
+        removed_papers = [i for i in _iter_ids(self.papers) if i not in corpus_ids]
+        orphans = [cid for cid, meta in _iter_records(self.chunks, ["metadatas"])
+                   if (meta or {}).get("paper_id") not in corpus_ids]
+        for start in range(0, len(orphans), WRITE_BATCH):
+            self.chunks.delete(ids=orphans[start : start + WRITE_BATCH])
+        for start in range(0, len(removed_papers), WRITE_BATCH):
+            self.papers.delete(ids=removed_papers[start : start + WRITE_BATCH])
+        return removed_papers, len(orphans)
 
     def all_chunks(self) -> list[Chunk]:
         """Every stored chunk (for the BM25 index)."""
@@ -217,6 +366,70 @@ def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
             values.extend(page[key] or [])
         if len(page["ids"]) < READ_PAGE:
             return got
+
+
+def _iter_records(collection: Any, include: list[str]) -> Iterator[tuple[str, Any]]:
+    """(id, first included field) of every record, read in pages of READ_PAGE (ids in a stable order)."""
+    offset = 0
+    while True:
+        page = collection.get(include=include, limit=READ_PAGE, offset=offset)
+        values = (page[include[0]] or [None] * len(page["ids"])) if include else [None] * len(page["ids"])
+        yield from zip(page["ids"], values)
+        offset += len(page["ids"])
+        if len(page["ids"]) < READ_PAGE:
+            return
+
+
+def _iter_ids(collection: Any) -> Iterator[str]:
+    """Every id of a collection, in pages."""
+    for record_id, _ in _iter_records(collection, []):
+        yield record_id
+
+
+def _take(source: queue.Queue[Any], stop: threading.Event) -> Any:
+    """The next item of a pipeline queue, or None once the pipeline stops."""
+    while not stop.is_set():
+        try:
+            return source.get(timeout=0.2)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _give(target: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put an item on a pipeline queue, waiting for room; False once the pipeline stops."""
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+_DONE = object()
+
+
+def _prefetch(items: Iterator[Any], stop: threading.Event, errors: list[BaseException]) -> Iterator[Any]:
+    """Run `items` in a reader thread, QUEUE_DEPTH items ahead of the caller; its errors reach `errors`."""
+    ahead: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not _give(ahead, item, stop):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, which raises it
+            errors.append(exc)
+            stop.set()
+            return
+        _give(ahead, _DONE, stop)
+
+    threading.Thread(target=read, name="ingest-reader", daemon=True).start()
+    while (item := _take(ahead, stop)) is not None and item is not _DONE:
+        yield item
+    if errors:
+        raise errors[0]
 
 
 def _to_node(node_cls: Any, chunk: Chunk, vector: list[float]) -> Any:

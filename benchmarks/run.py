@@ -1,8 +1,10 @@
 """Run the benchmarks: `python -m benchmarks.run [--only NAME ...] [--json]`.
 
 Prints one table (each figure, its same-run baseline, the ratio, the target) to stdout, or the
-JSON with --json; progress goes to stderr. Exits 1 when a figure misses its stated target. Writes artifacts/benchmarks.json, keeping the entries
-of benchmarks not run this time. Benchmarks: ingest, retrieval, answer, memory, load (see their modules).
+JSON with --json; progress goes to stderr. Exits 1 when a figure misses its stated target. Writes
+artifacts/benchmarks.json, keeping the entries of benchmarks not run this time. Benchmarks: ingest,
+retrieval, answer, memory, load, scale (see their modules); scale is not part of a run without --only
+(it ingests 360k abstracts).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 from .common import ARTIFACT, Result, Row, loadavg, log, machine
 
-NAMES = ("ingest", "retrieval", "answer", "memory", "load")
+NAMES = ("ingest", "retrieval", "answer", "memory", "load", "scale")
+DEFAULT_NAMES = NAMES[:-1]
 
 
 def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
@@ -32,6 +35,11 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
         from . import answer
 
         return lambda: answer.run(count=args.questions)
+    if name == "scale":
+        from . import scale
+
+        return lambda: scale.run(sizes=tuple(args.scale_sizes), queries=args.queries, keep=args.keep,
+                                 serve=args.serve, rates=not args.no_rates, http=args.http)
     if name == "load":
         from . import load
 
@@ -72,9 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=90.0, help="load benchmark: seconds the clients keep sending")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
                         help="retrieval benchmark: synthetic index sizes in chunks (built once, cached)")
+    parser.add_argument("--scale-sizes", type=int, nargs="+", default=[10_000, 100_000, 250_000],
+                        help="scale benchmark: synthetic abstracts per index (the largest is killed and resumed)")
+    parser.add_argument("--keep", action="store_true", help="scale benchmark: reuse indexes built by an earlier run")
+    parser.add_argument("--serve", action="store_true", help="scale benchmark: also peak RSS of serve per index")
+    parser.add_argument("--no-rates", action="store_true", help="scale benchmark: skip the embedder rates")
+    parser.add_argument("--http", action="store_true",
+                        help="scale benchmark: also ingest the largest size into a `chroma run` server")
     args = parser.parse_args(argv)
 
-    names = args.only or list(NAMES)
+    names = args.only or list(DEFAULT_NAMES)
     report: dict[str, Any] = json.loads(ARTIFACT.read_text()) if ARTIFACT.exists() else {}
     report.setdefault("benchmarks", {})
     env = machine()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -83,22 +84,39 @@ class SyntheticEmbedder:
         return out
 
 
+def synthetic_row(i: int, seeds: list[Paper], sentences: list[str]) -> tuple[str, str]:
+    """Title and abstract of synthetic paper number `i`: a seed title with a variant number, 4-9 seed sentences."""
+    rng = np.random.default_rng(i)
+    count = int(rng.integers(4, 10))
+    picked = rng.choice(len(sentences), size=count, replace=False)
+    return f"{seeds[i % len(seeds)].title} (variant {i // len(seeds)})", " ".join(sentences[j] for j in picked)
+
+
 def synthetic_papers(seeds: list[Paper], sentences: list[str], target_chunks: int, settings: Settings) -> list[Paper]:
     """Papers re-combined from the seeds, in a fixed order, until their chunks reach `target_chunks`."""
     papers: list[Paper] = []
     chunks = 0
     i = 0
     while chunks < target_chunks:
-        rng = np.random.default_rng(i)
-        base = seeds[i % len(seeds)].title
-        count = int(rng.integers(4, 10))
-        picked = rng.choice(len(sentences), size=count, replace=False)
-        paper = make_paper(f"{base} (variant {i // len(seeds)})", " ".join(sentences[j] for j in picked),
-                           f"synthetic:{i}")
+        paper = make_paper(*synthetic_row(i, seeds, sentences), f"synthetic:{i}")
         papers.append(paper)
         chunks += len(chunk_paper(paper, settings.chunking))
         i += 1
     return papers
+
+
+def write_synthetic_jsonl(path: Path, count: int, seeds: list[Paper], sentences: list[str]) -> Path:
+    """A JSONL corpus of the first `count` synthetic papers, written once (line by line) and reused."""
+    if path.exists() and path.with_suffix(".done").exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log(f"writing {count} synthetic abstracts to {path}")
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            title, abstract = synthetic_row(i, seeds, sentences)
+            out.write(json.dumps({"title": title, "abstract": abstract}) + "\n")
+    path.with_suffix(".done").write_text(str(count))
+    return path
 
 
 def synthetic_settings(target_chunks: int) -> Settings:
@@ -118,8 +136,8 @@ def ensure_synthetic_index(target_chunks: int, embedder: Embedder) -> Settings:
     log(f"building a synthetic index of {len(papers)} papers (~{target_chunks} chunks) in {settings.data_dir}")
 
     def progress(done: int, total: int) -> None:
-        if done % 5120 < 64 or done >= total:
-            log(f"  synthetic chunks written: {done}/{total}")
+        if done % 5120 < 256 or done >= total:
+            log(f"  synthetic papers written: {done}/{total}")
 
     store = Store(settings, SyntheticEmbedder(table, embedder.name, embedder.dim))
     report = store.ingest(papers, progress=progress)
