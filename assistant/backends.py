@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import SecretStr
 
 from .config import EmbedSettings, LLMSettings
 from .errors import BackendTimeout, BackendUnavailable, ModelError
@@ -30,6 +31,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 EMBED_MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained sequence length
+
+
+def openai_client(base_url: str, api_key: SecretStr, timeout_s: float, max_retries: int) -> Any:
+    """An `openai.OpenAI` client for an OpenAI-compatible server (chat or embeddings)."""
+    import httpx
+    import openai
+
+    return openai.OpenAI(base_url=base_url, api_key=api_key.get_secret_value(), timeout=httpx.Timeout(timeout_s),
+                         max_retries=max_retries)
 
 
 class Embedder(Protocol):
@@ -121,12 +131,7 @@ class OpenAIEmbedder:
         self._timeout_s = settings.timeout_s
         self._openai = openai
         self._httpx = httpx
-        self._client = openai.OpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=httpx.Timeout(settings.timeout_s),
-            max_retries=settings.max_retries,
-        )
+        self._client = openai_client(settings.base_url, settings.api_key, settings.timeout_s, settings.max_retries)
         self.dim = int(self._request(["dimension probe"]).shape[1])
         self.name = f"openai:{self.model}:{self.dim}d"
 
@@ -263,12 +268,7 @@ class OpenAIChat:
         self._timeout_s = settings.timeout_s
         self._openai = openai
         self._httpx = httpx
-        self._client = openai.OpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=httpx.Timeout(settings.timeout_s),
-            max_retries=settings.max_retries,
-        )
+        self._client = openai_client(settings.base_url, settings.api_key, settings.timeout_s, settings.max_retries)
         self._temperature = settings.temperature
 
     def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]:
