@@ -58,6 +58,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from .backends import make_embedder
     from .store import Store
 
+    missing = [p for p in args.paths if not Path(p).is_file()]
+    if missing:  # before the store and the embedder open: a mistyped path is one line, not a preamble
+        raise InputError(f"{missing[0]}: no such file; give the path of a .txt listing or a .jsonl corpus")
     settings = _settings(args)
     store = Store(settings, make_embedder(settings.embed))
     print(f"paper-assistant: {store.explain()}", file=sys.stderr)

@@ -71,7 +71,6 @@ def test_cli_ask_json_prints_the_answer_object(seed_assistant: Assistant, seed_s
     ("args", "message"),
     [
         (["ask", "   "], "question is empty"),
-        (["ask", "word " * 400], "shorten it"),
         (["ingest", "/nonexistent/corpus.txt"], "no such file"),
     ],
 )
@@ -195,7 +194,8 @@ def test_a_question_after_a_long_preamble_is_answered_from_its_end(seed_assistan
     preamble = ("Our group is drafting a related-work section on multilingual pretraining and we keep notes on "
                 "every corpus, tokenizer and sampling scheme we read about during the week. ") * 30
     answer = seed_assistant.ask(preamble + "How many tokens was Orion-14B trained on?")
-    assert answer.question_truncated and answer.question_used == "How many tokens was Orion-14B trained on?"
+    assert answer.question_truncated and answer.question_used.endswith("How many tokens was Orion-14B trained on?")
+    assert len(answer.question_used) < 300  # the question and at most the sentence before it
     assert not answer.abstained and "2.5 trillion" in answer.answer, answer.draft
     assert ORION in [c.title for c in answer.citations]
 

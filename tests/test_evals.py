@@ -54,4 +54,4 @@ def test_gate_fails_when_a_model_invents_and_nothing_is_dropped(seed_settings: S
                   retrieval=False)
     missed = check(results["answers"]["ours"]["summary"], gate["thresholds"])
     assert any(m.startswith("answer_accuracy") for m in missed), missed
-    assert any(m.startswith("abstention_on_unanswerable") for m in missed), missed
+    assert any(m.startswith("false_abstention") for m in missed), missed

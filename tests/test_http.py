@@ -99,8 +99,10 @@ def test_stream_then_follow_up_with_the_real_model(real_server: ServerProcess, t
                 final = data
     total_s = time.perf_counter() - started
     assert tokens and final is not None
-    assert set(final) == {"question", "answer", "abstained", "citations", "claims", "passages", "timings_ms", "usage",
-                          "model", "index_fingerprint"}
+    assert set(final) == {"question", "answer", "abstained", "kind", "items", "draft", "question_used",
+                          "question_truncated", "citations", "claims", "passages", "timings_ms", "usage", "model",
+                          "index_fingerprint"}
+    assert final["kind"] == "prose" and final["items"] == [] and "585" in final["draft"]
     assert not final["abstained"] and "585" in final["answer"], final["answer"]
     assert PALOMA_TITLE in [c["title"] for c in final["citations"]]
     assert all({"key", "paper_id", "title", "quote", "support"} <= set(c) for c in final["citations"])
