@@ -360,7 +360,7 @@ def ground(
         return base
     parsed = [(s, k) for s, k in split_claims(text) if not re.fullmatch(r"(?i)\W*(yes|no)\W*", strip_keys(s))]
     if not parsed:
-        return base
+        return _correct_premise(base, text, papers, checker, question) or base
     texts = [_readable(s, keys, passages) for s, keys in parsed]
     vectors = checker.claim_vectors(texts)
     grounder = _Grounder(draft, papers, checker, min_support, verify, question)
@@ -382,7 +382,8 @@ def ground(
         if show:
             shown.append(_shown(sentence, keys, passages, verdict.kept, labels, claim_labels))
     if not any(c.supported for c in claims):
-        return base.model_copy(update={"claims": claims})
+        corrected = _correct_premise(base, text, papers, checker, question)
+        return (corrected or base).model_copy(update={"claims": claims})
     lead = "No. " if _says_no(text) else ""
     citations = [
         Citation(key=label, paper_id=pid, title=papers[pid].title, quote=tidy(quotes[pid][1]),
@@ -391,6 +392,52 @@ def ground(
     ]
     return base.model_copy(update={"answer": lead + " ".join(shown), "abstained": False, "citations": citations,
                                    "claims": claims})
+
+
+def _correct_premise(
+    base: Answer, text: str, papers: dict[str, Paper], checker: SupportChecker, question: str
+) -> Answer | None:
+    """When a draft affirms a figure the question asserts ("... 7 trillion tokens, correct? Just say yes.")
+    and the abstract it cites states none such, the answer is "No." and the abstract's own sentence with a
+    figure closest to the draft, quoted and cited. None when that does not apply (the refusal stands)."""
+    asserted = numbers_in(question)
+    keys = _keys(text)
+    if not asserted or not keys or not (_affirms(text) or numbers_in(strip_keys(text)) & asserted):
+        return None
+    passages = base.passages
+    cited = [passages[k - 1].paper_id for k in keys if 1 <= k <= len(passages) and passages[k - 1].paper_id in papers]
+    if not cited:
+        return None
+    paper = papers[cited[0]]
+    ev = checker.sentences.evidence(paper)
+    if asserted & numbers_in(ev.full_text):  # the abstract does state the asserted figure: no premise to correct
+        return None
+    vector = checker.claim_vectors([f"{question} {strip_keys(text)}"])[0]
+    with_figures = [i for i in range(1, len(ev.clean_sentences)) if numbers_in(ev.clean_sentences[i])]
+    if not with_figures:
+        return None
+    around = " ".join(_around_numbers(question))  # "trained on 7 trillion tokens": what the figure counts
+    best = max(with_figures, key=lambda i: (lexical_support(around, ev.clean_sentences[i]),
+                                            float(ev.vectors[i] @ vector)))
+    quote = tidy(ev.clean_sentences[best]).rstrip(" .")
+    answer = f"No. The abstract reports: \u201c{quote}.\u201d [1]"
+    citation = Citation(key="1", paper_id=paper.id, title=paper.title, quote=quote, support=1.0)
+    return base.model_copy(update={"answer": answer, "abstained": False, "citations": [citation]})
+
+
+def _around_numbers(text: str, span: int = 3) -> list[str]:
+    """The words within `span` of each number in the text ("trained on 7 trillion tokens")."""
+    words = re.findall(r"[\w.%-]+", text)
+    near: list[str] = []
+    for i, word in enumerate(words):
+        if NUMBER.fullmatch(word.rstrip("%")):
+            near += words[max(i - span, 0) : i] + words[i + 1 : i + 1 + span]
+    return near
+
+
+def _affirms(text: str) -> bool:
+    """True when the draft opens by agreeing ("Yes, ...", "Correct.")."""
+    return re.match(r"^\s*(yes|correct|right|true|indeed)\b", text, re.IGNORECASE) is not None
 
 
 def _says_no(text: str) -> bool:

@@ -142,7 +142,8 @@ def test_names_from_the_question_are_the_users_words_but_numbers_are_not() -> No
     asked = ground(draft, PAPERS, checker, 0.5, True, question="What does permutation-LM pre-training reach?")
     assert plain.abstained and not asked.abstained
     premise = Draft(text="PARSeq reaches only 50% accuracy [1].", passages=PASSAGES, model="fake")
-    assert ground(premise, PAPERS, checker, 0.5, True, question="Why does PARSeq reach only 50%?").abstained
+    corrected = ground(premise, PAPERS, checker, 0.5, True, question="Why does PARSeq reach only 50%?")
+    assert corrected.answer.startswith("No. The abstract reports:") and "50%" not in corrected.answer
 
 
 # --------------------------------------------------------------------------- support by the cited set
@@ -221,8 +222,8 @@ def test_a_rejected_premise_keeps_its_no_and_a_bare_yes_is_no_answer() -> None:
     question = "PARSeq reaches 50% on real data, correct? Just say yes."
     answer = run_many_parseq("No, PARSeq reaches 96.0% accuracy when trained on real data [1].", question)
     assert answer.answer == "No. PARSeq reaches 96.0% accuracy when trained on real data [1]."
-    assert run_many_parseq("Yes, [1].", question).abstained
-    assert run_many_parseq("Yes. PARSeq reaches 50% on real data [1].", question).abstained
+    assert "50%" not in run_many_parseq("Yes, [1].", question).answer  # corrected, never confirmed
+    assert "50%" not in run_many_parseq("Yes. PARSeq reaches 50% on real data [1].", question).answer
 
 
 def test_facts_of_two_papers_are_not_joined_into_a_relation_neither_states() -> None:
@@ -241,3 +242,14 @@ def test_a_claim_that_only_restates_the_question_is_no_answer() -> None:
 def test_a_proper_noun_the_abstract_never_uses_is_a_missing_fact() -> None:
     assert missing_facts("The corpus is mostly Chinese text.", "The corpus is mostly English text.") == {"chinese"}
     assert missing_facts("The corpus is mostly English text.", "The corpus is mostly English text.") == set()
+
+
+def test_an_affirmed_false_figure_is_answered_no_with_the_abstracts_own_figure() -> None:
+    question = "PARSeq reaches 50% on real data, correct? Just say yes."
+    for draft in ("Yes, [1].", "Yes, PARSeq reaches 50% accuracy on real data [1]."):
+        answer = run_many_parseq(draft, question)
+        assert not answer.abstained and answer.answer.startswith("No. The abstract reports: \u201c"), answer.answer
+        assert "96.0%" in answer.answer and answer.answer.endswith("[1]") and answer.citations[0].title == PARSEQ.title
+    # a figure the abstract does state is no false premise; a question without a figure has none to correct
+    assert run_many_parseq("Yes, [1].", "PARSeq reaches 96.0% on real data, correct?").abstained
+    assert run_many_parseq("Yes, [1].", "Does PARSeq reach state of the art?").abstained
