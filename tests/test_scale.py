@@ -295,7 +295,8 @@ def sent_prompt(data_dir: Path, question: str, groups: dict[str, dict[str, objec
 
 BUDGET_QUESTIONS = (
     KN_QUESTION,
-    "Which papers evaluate language models, and what benchmarks, datasets and metrics do they report results on?",
+    # Long and broad, but not "which papers": a list question never reaches the model.
+    "How do the evaluated language models compare, and what benchmarks, datasets and metrics do they report?",
 )
 
 
