@@ -207,9 +207,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if before is not None and not (before / "assistant" / "api.py").is_file():
         raise InputError(f"--before {before}: not a checkout of paper-assistant; make one with "
                          "`git worktree add DIR COMMIT`")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     results = run(_settings(args), questions, baselines=baselines, progress=not args.quiet,
-                  retrieval=not args.gate, before=before)
-    path, html = write_results(results, Path(args.out))
+                  retrieval=not args.gate, before=before, partial=out / "partial.json")
+    path, html = write_results(results, out)
     print(render_eval(results))
     print(f"results: {path}\nreport:  {html}")
     missed = check(results["answers"]["ours"]["summary"], bounds)

@@ -121,9 +121,11 @@ def run(
     assistant: Assistant | None = None,
     retrieval: bool = True,
     before: Path | None = None,
+    partial: Path | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
 ) -> dict[str, Any]:
-    """Every system on `questions` (default: the dev split), question by question; returns the results."""
+    """Every system on `questions` (default: the dev split), question by question; returns the results.
+    With `partial`, the answers so far are written there after each question."""
     assistant = assistant or Assistant.from_settings(settings)
     every = load_questions()
     questions = select(every, "dev") if questions is None else questions
@@ -137,6 +139,9 @@ def run(
             outcome = _ask(system, q.question)
             supported = check_claims(assistant, outcome.draft_claims, q.question)
             rows[system.name].append(_row(q, system.name, outcome, supported, system_prompt))
+        if partial is not None:  # a long run keeps what it has measured so far
+            partial.write_text(json.dumps({name: {"summary": summarise(r), "rows": r} for name, r in rows.items()},
+                                          default=str))
     for system in systems:
         if isinstance(system, CheckoutSystem):
             system.close()
