@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from functools import cached_property
 
 import numpy as np
 
@@ -69,11 +70,16 @@ class ListJudge:
     def __init__(self, papers: dict[str, Paper], sentences: SentenceIndex) -> None:
         self.papers = papers
         self.sentences = sentences
-        df: Counter[str] = Counter()
-        for paper in papers.values():
-            df.update(content_words(f"{paper.title} {paper.abstract}"))
-        self.idf = {w: math.log((len(papers) + 1) / (n + 1)) + 1 for w, n in df.items()}
         self.unseen = math.log(len(papers) + 1) + 1
+
+    @cached_property
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency of every content word, counted on the first list question
+        rather than at start-up (a pass over every abstract)."""
+        df: Counter[str] = Counter()
+        for paper in self.papers.values():
+            df.update(content_words(f"{paper.title} {paper.abstract}"))
+        return {w: math.log((len(self.papers) + 1) / (n + 1)) + 1 for w, n in df.items()}
 
     def _weighted(self, want: set[str], have: set[str]) -> float:
         total = sum(self.idf.get(w, self.unseen) for w in want)
