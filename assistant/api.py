@@ -81,7 +81,7 @@ class Assistant:
         """The chat model, loaded on first use."""
         with self._chat_lock:
             if self._chat is None:
-                self._chat = make_chat_model(self.settings.llm, self.settings.model_cache_dir)
+                self._chat = make_chat_model(self.settings.llm, self.settings.model_cache_dir, self.prompts.system)
             return self._chat
 
     def ingest(

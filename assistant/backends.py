@@ -202,7 +202,7 @@ class ChatModel(Protocol):
 class LocalChat:
     """The packaged Qwen2.5-Coder-1.5B GGUF run in-process by llama.cpp (one generation at a time)."""
 
-    def __init__(self, model_path: Path, settings: LLMSettings) -> None:
+    def __init__(self, model_path: Path, settings: LLMSettings, fixed_prompt: str = "") -> None:
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -216,7 +216,10 @@ class LocalChat:
                 model_path=str(model_path),
                 n_ctx=settings.n_ctx,
                 n_threads=settings.n_threads,
-                n_batch=512,
+                n_threads_batch=settings.n_threads_batch or settings.n_threads,
+                n_batch=settings.n_batch,
+                n_ubatch=min(settings.n_ubatch, settings.n_batch),
+                flash_attn=settings.flash_attn,
                 verbose=False,
             )
         except ValueError as exc:  # llama.cpp refused the file (truncated, wrong architecture)
@@ -224,6 +227,16 @@ class LocalChat:
                              "at a complete GGUF file, or unset it to use the packaged model") from None
         self._temperature = settings.temperature
         self._lock = threading.Lock()
+        if fixed_prompt and settings.warm_prompt:
+            self.warm(fixed_prompt)
+
+    def warm(self, system: str) -> None:
+        """Read a system prompt now: a later prompt that starts with it reuses the cached tokens."""
+        with self._lock:
+            self._llm.create_chat_completion(
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": ""}],
+                max_tokens=1, temperature=0.0,
+            )
 
     def stream(self, messages: Messages, max_tokens: int) -> Iterator[ChatPiece]:
         """Generate under a lock: llama.cpp contexts are not thread-safe. The shared prompt prefix stays cached."""
@@ -318,8 +331,9 @@ class OpenAIChat:
         yield ChatPiece(usage=usage or {"completion_tokens": pieces})
 
 
-def make_chat_model(settings: LLMSettings, model_cache_dir: Path) -> ChatModel:
-    """The configured chat model; the local one is assembled from its packaged parts on first use."""
+def make_chat_model(settings: LLMSettings, model_cache_dir: Path, fixed_prompt: str = "") -> ChatModel:
+    """The configured chat model; the local one is assembled from its packaged parts on first use and
+    reads `fixed_prompt` (the answer prompt's system message) at load when `warm_prompt` is set."""
     if settings.backend == "openai":
         return OpenAIChat(settings)
     from .modelfile import ensure_model
@@ -327,5 +341,5 @@ def make_chat_model(settings: LLMSettings, model_cache_dir: Path) -> ChatModel:
     if settings.model_path is not None:
         if not settings.model_path.is_file():
             raise ModelError(f"model file {settings.model_path} not found; fix PAPER_ASSISTANT_LLM__MODEL_PATH")
-        return LocalChat(settings.model_path, settings)
-    return LocalChat(ensure_model(model_cache_dir), settings)
+        return LocalChat(settings.model_path, settings, fixed_prompt)
+    return LocalChat(ensure_model(model_cache_dir), settings, fixed_prompt)

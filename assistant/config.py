@@ -117,7 +117,16 @@ class LLMSettings(BaseModel):
     api_key: SecretStr = Field(SecretStr("not-needed"), description="Key for the OpenAI-compatible server (never printed).")
     model_path: Path | None = Field(None, description="A GGUF file to use instead of the packaged one.")
     n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
-    n_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
+    n_threads: int = Field(2, ge=1, description="CPU threads for the local model while it writes the answer.")
+    n_threads_batch: int | None = Field(
+        None, ge=1, description="CPU threads while the local model reads the prompt (default: n_threads)."
+    )
+    n_batch: int = Field(512, ge=32, description="Local model: prompt tokens handed to llama.cpp per call.")
+    n_ubatch: int = Field(512, ge=32, description="Local model: prompt tokens computed per step (at most n_batch).")
+    flash_attn: bool = Field(False, description="Local model: llama.cpp's flash attention (measured in benchmarks/).")
+    warm_prompt: bool = Field(
+        True, description="Local model: read the answer prompt's fixed instructions at load, so no question waits for them."
+    )
     max_tokens: int = Field(160, ge=16, description="Answer token budget.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     timeout_s: float = Field(

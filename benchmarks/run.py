@@ -18,8 +18,8 @@ from typing import Any
 
 from .common import ARTIFACT, Result, Row, loadavg, log, machine
 
-NAMES = ("ingest", "retrieval", "answer", "memory", "load", "scale")
-DEFAULT_NAMES = NAMES[:-1]
+NAMES = ("ingest", "retrieval", "answer", "memory", "load", "scale", "llm_options")
+DEFAULT_NAMES = NAMES[:-2]
 
 
 def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
@@ -40,6 +40,10 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
 
         return lambda: scale.run(sizes=tuple(args.scale_sizes), queries=args.queries, keep=args.keep,
                                  serve=args.serve, rates=not args.no_rates, http=args.http)
+    if name == "llm_options":
+        from . import llm_options
+
+        return lambda: llm_options.run(count=args.questions, options=args.options)
     if name == "load":
         from . import load
 
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON written to the artifact")
     parser.add_argument("--questions", type=int, default=10, help="answer benchmark: questions per system")
     parser.add_argument("--queries", type=int, default=40, help="retrieval benchmark: questions per index size")
+    parser.add_argument("--options", nargs="+", default=None,
+                        help="llm_options benchmark: options to compare with today's defaults (default: all)")
     parser.add_argument("--clients", type=int, default=50, help="load benchmark: concurrent clients")
     parser.add_argument("--window", type=float, default=90.0, help="load benchmark: seconds the clients keep sending")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],

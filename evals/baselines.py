@@ -1,7 +1,9 @@
 """LlamaIndex's stock CitationQueryEngine over our Chroma index and our chat model: the answer baseline.
 
-Same embedder, same store, same model; only the engine differs. Its answers cite "[N]" meaning
-the N-th source node; we map those back to papers the way a user of that engine would.
+Same embedder, same store, same model file and settings; only the engine differs. The engine gets
+its own model instance, so its prompts do not evict our answer prompt's cached prefix (nor ours
+its own): each side's latency is its own. Its answers cite "[N]" meaning the N-th source node; we
+map those back to papers the way a user of that engine would.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.llms.custom import CustomLLM
 
 from assistant.api import Assistant
-from assistant.backends import ChatModel
+from assistant.backends import ChatModel, make_chat_model
 
 
 class ChatModelLLM(CustomLLM):
@@ -56,7 +58,8 @@ class CitationEngineBaseline:
     def __init__(self, assistant: Assistant, top_k: int = 5) -> None:
         from llama_index.core.query_engine import CitationQueryEngine
 
-        llm = ChatModelLLM(assistant.chat_model, max_tokens=assistant.settings.llm.max_tokens)
+        settings = assistant.settings
+        llm = ChatModelLLM(make_chat_model(settings.llm, settings.model_cache_dir), max_tokens=settings.llm.max_tokens)
         retriever = assistant.retriever.index.as_retriever(similarity_top_k=top_k)
         self.engine = CitationQueryEngine.from_args(assistant.retriever.index, llm=llm, retriever=retriever)
 
