@@ -32,11 +32,32 @@ from .types import Chunk, Paper, Passage
 LEXICAL_WEIGHT = 0.5  # how much question-word overlap adds to a sentence's cosine when picking sentences
 NUMBER_BONUS = 0.1  # results sentences (with figures) answer many factual questions ...
 QUANTITY_BONUS = 0.3  # ... and most questions that ask for a quantity
+UNIT_BONUS = 0.3  # ... and more when the figure counts what the question asks about ("2.5 trillion tokens")
 QUANTITY_CUES = re.compile(
     r"\b(how (many|much|large|big|long|fast|often)|by how|what (percentage|fraction|share|number|size)|"
     r"accuracy|perplexity|score|rate|speed-?up|error|fid|bleu|f1|gain|improvement|reduction|parameters|tokens)\b",
     re.IGNORECASE,
 )
+
+
+_FIGURE = re.compile(r"(?<![\w.-])\d[\d.,]*(?:[kmbt]\b|%|\b)(?:\s*(?:thousand|million|billion|trillion|[kmbt])\b)?", re.IGNORECASE)
+_NEXT_WORDS = re.compile(r"\W*([A-Za-z][\w-]*)(?:\W+([A-Za-z][\w-]*))?")
+
+
+def figures_bonus(sentence: str, question_words: set[str], asks_quantity: bool) -> float:
+    """The evidence bonus of a sentence's figures: none for a sentence without one (a digit inside a
+    name such as "Orion-14B" is not a figure), more for a quantity question, and more again when a
+    figure is followed by a word the question uses (the unit it asks about)."""
+    found = list(_FIGURE.finditer(sentence))
+    if not found:
+        return 0.0
+    bonus = QUANTITY_BONUS if asks_quantity else NUMBER_BONUS
+    if asks_quantity:
+        for match in found:
+            following = _NEXT_WORDS.match(sentence, match.end())
+            if following and content_words(" ".join(w for w in following.groups() if w)) & question_words:
+                return bonus + UNIT_BONUS
+    return bonus
 
 
 class LlamaIndexEmbedding(BaseEmbedding):
@@ -116,11 +137,11 @@ class SentenceIndex:
         """The abstract's sentences most relevant to the question, within the budget, in abstract order."""
         ev = self.evidence(paper)
         words = content_words(question)
-        number_bonus = QUANTITY_BONUS if QUANTITY_CUES.search(question) else NUMBER_BONUS
+        asks_quantity = bool(QUANTITY_CUES.search(question))
         scores = []
         for i in range(1, len(ev.clean_sentences)):
             overlap = len(words & content_words(ev.clean_sentences[i])) / max(len(words), 1)
-            bonus = number_bonus if any(ch.isdigit() for ch in ev.clean_sentences[i]) else 0.0
+            bonus = figures_bonus(ev.clean_sentences[i], words, asks_quantity)
             scores.append((float(ev.vectors[i] @ question_vector) + LEXICAL_WEIGHT * overlap + bonus, i))
         chosen: list[int] = []
         used = 0
