@@ -32,7 +32,7 @@ WARMUP = 3
 def _measure(label: str, settings: Settings, embedder: MiniLMEmbedder, questions: list[str]) -> dict[str, Any]:
     store = Store(settings, embedder)
     started = time.perf_counter()
-    retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder))
+    retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder, store.sentences))
     open_s = time.perf_counter() - started
     status = store.status()
     warmup, measured = questions[:WARMUP], questions[WARMUP:]

@@ -156,7 +156,7 @@ def measure_retrieval(sizes: list[tuple[int, Settings]], queries: int) -> dict[i
     for size, settings in sizes:
         store = Store(settings, embedder)
         started = time.perf_counter()
-        retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder))
+        retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder, store.sentences))
         opened[size] = (store, retriever, time.perf_counter() - started)
         log(f"{size}: retriever opened in {opened[size][2]:.1f} s")
     variants = ("embed", "bare", "dense", "bm25", "hits", "retrieve", "retrieve_warm")

@@ -121,12 +121,14 @@ def test_crashed_ingest_resumes_without_reembedding_what_is_stored(settings: Set
     assert 0 < stored_papers < 1500
     resumed = CountingEmbedder()
     report = Store(settings, resumed).ingest(papers)
-    # Each paper has one chunk; a paper's record is written after its chunks, so the resumed run
-    # embeds exactly the missing chunks and the titles of the papers without a record.
+    # Each paper has one chunk and three sentences; a paper's record is written after its chunks and
+    # its sentence vectors, so the resumed run embeds exactly the missing chunks and the title and
+    # sentences of the papers without a record.
     assert report.chunks_added == 1500 - stored_chunks
-    assert resumed.texts == (1500 - stored_chunks) + (1500 - stored_papers)
+    assert resumed.texts == (1500 - stored_chunks) + 4 * (1500 - stored_papers)
     assert sorted(c.id for c in store.all_chunks()) == sorted(c.id for c in chunk_corpus(papers, settings.chunking))
     assert store.papers.count() == 1500
+    assert store.sentences.current(papers) == {p.id for p in papers}
 
 
 def test_a_title_repeated_in_later_batches_keeps_its_last_version(settings: Settings,
