@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,11 @@ from .errors import InputError
 from .grounding import SupportChecker, Verify, ground, strip_keys, tidy
 from .judging import Judge
 from .listing import ListJudge, is_list_question, render_list
-from .retrieval import HybridRetriever, anchored
+from .retrieval import HybridRetriever, PaperRecords, anchored
 from .sentences import SentenceIndex
 from .store import IngestReport, Store
 from .text import count_tokens, looks_english
-from .types import Answer, Citation, Draft, Paper, Passage
+from .types import Answer, Citation, Draft, Passage
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Assistant:
 
     def _reload(self) -> None:
         self.retriever = HybridRetriever(self.store, self.settings.retrieval, self.sentences)
-        self.papers: Mapping[str, Paper] = self.retriever.papers
+        self.papers: PaperRecords = self.retriever.papers
         self.lister = ListJudge(self.papers, self.sentences)
 
     @property

@@ -37,6 +37,7 @@ from .types import Chunk, Paper, Passage
 
 __all__ = ["Evidence", "HybridRetriever", "PaperRecords", "SentenceIndex", "SentenceSelector", "anchored", "to_node"]
 
+PAPER_PAGE = 500  # papers read per store call when the whole corpus is listed
 LEXICAL_WEIGHT = 0.5  # how much question-word overlap adds to a sentence's cosine when picking sentences
 NUMBER_BONUS = 0.1  # results sentences (with figures) answer many factual questions ...
 QUANTITY_BONUS = 0.3  # ... and most questions that ask for a quantity
@@ -115,13 +116,16 @@ class SentenceSelector:
 class PaperRecords(Mapping[str, Paper]):
     """The stored papers as a read-only mapping by id, read from the store on demand and kept (LRU).
 
-    `values()` reads every record (title order), for the callers that list the corpus."""
+    Iteration is in title order (title, then id). `titles()` lists (id, title) pairs, read in one
+    pass over the store the first time and kept (tens of bytes a paper); `values()` streams the
+    papers in that order a page at a time, so listing the corpus never holds all abstracts at once."""
 
     def __init__(self, store: Store, cache_size: int = 4096) -> None:
         self.store = store
         self._cache: OrderedDict[str, Paper] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._titles: tuple[str, list[tuple[str, str]]] | None = None
 
     def get_many(self, ids: list[str]) -> dict[str, Paper]:
         """The papers with these ids that exist, reading the ones not kept in one store call."""
@@ -139,6 +143,15 @@ class PaperRecords(Mapping[str, Paper]):
                     self._cache.popitem(last=False)
         return found
 
+    def titles(self) -> list[tuple[str, str]]:
+        """(id, title) of every stored paper in title order; read again after the store changes."""
+        version = self.store.content_version()
+        kept = self._titles
+        if kept is None or kept[0] != version:
+            kept = (version, self.store.paper_titles())
+            self._titles = kept
+        return kept[1]
+
     def __getitem__(self, paper_id: str) -> Paper:
         found = self.get_many([paper_id])
         if paper_id not in found:
@@ -152,11 +165,14 @@ class PaperRecords(Mapping[str, Paper]):
         return self.store.papers.count()
 
     def __iter__(self) -> Iterator[str]:
-        return iter([p.id for p in self.store.all_papers()])
+        return iter([pid for pid, _ in self.titles()])
 
-    def values(self) -> list[Paper]:  # type: ignore[override]
-        """Every stored paper, in title order (one pass over the store)."""
-        return self.store.all_papers()
+    def values(self) -> Iterator[Paper]:  # type: ignore[override]
+        """Every stored paper, in title order, read a page at a time."""
+        ids = [pid for pid, _ in self.titles()]
+        for start in range(0, len(ids), PAPER_PAGE):
+            page = self.store.papers_by_id(ids[start : start + PAPER_PAGE])
+            yield from (page[pid] for pid in ids[start : start + PAPER_PAGE] if pid in page)
 
 
 def question_parts(question: str) -> list[str]:

@@ -156,13 +156,12 @@ class Store:
 
     @property
     def side_dir(self) -> Path:
-        """Where this index's side files live: beside an embedded store; for a Chroma server, in the
-        data dir under the server's address (files derived from one server never serve another)."""
+        """Where this index's side files live: beside an embedded store; for a Chroma server, in the data
+        dir, by collection. Sharing it between servers is safe: sentence vectors are keyed by paper
+        content, and the BM25 marker holds the content version of the store it was built from."""
         if self.settings.store.kind == "http":
-            base = self.settings.data_dir / "server-side" / f"{self.settings.store.host}_{self.settings.store.port}"
-        else:
-            base = self.settings.store_path.with_name(f"{self.settings.store_path.name}-side")
-        return base / self.name
+            return self.settings.data_dir / "server-side" / self.name
+        return self.settings.store_path.with_name(f"{self.settings.store_path.name}-side") / self.name
 
     def content_version(self) -> str:
         """Changes whenever chunks or records are written or deleted (by any process): derived
@@ -420,6 +419,12 @@ class Store:
         got = self._read(self.papers.get, ids=ids, include=["documents", "metadatas"])
         return {pid: _to_paper(pid, doc, meta)
                 for pid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])}
+
+    def paper_titles(self) -> list[tuple[str, str]]:
+        """(id, title) of every stored paper, sorted by title (case-insensitive), then id; one pass that
+        keeps only those two strings a paper."""
+        found = [(str((meta or {}).get("title", "")), pid) for pid, meta in _iter_records(self.papers, ["metadatas"])]
+        return [(pid, title) for title, pid in sorted(found, key=lambda tp: (tp[0].lower(), tp[1]))]
 
     def all_papers(self) -> list[Paper]:
         """Every stored paper, sorted by title (case-insensitive), then id."""
