@@ -114,26 +114,30 @@ class SentenceSelector:
 
 
 class PaperRecords(Mapping[str, Paper]):
-    """The stored papers as a read-only mapping by id, read from the store on demand and kept (LRU).
+    """The stored papers as a read-only mapping by id: (id, title) of every paper read at open and kept
+    (tens of bytes a paper), the papers themselves read from the store when asked for and kept (LRU).
 
-    Iteration is in title order (title, then id). `titles()` lists (id, title) pairs, read in one
-    pass over the store the first time and kept (tens of bytes a paper); `values()` streams the
-    papers in that order a page at a time, so listing the corpus never holds all abstracts at once."""
+    Membership, length and iteration (title order, then id) use the kept titles, so they answer
+    while a Chroma server is down; `values()` streams the papers in that order a page at a time, so
+    listing the corpus never holds every abstract at once. Like the old in-memory table, it shows
+    the papers stored when it was opened."""
 
     def __init__(self, store: Store, cache_size: int = 4096) -> None:
         self.store = store
         self._cache: OrderedDict[str, Paper] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self._titles: tuple[str, list[tuple[str, str]]] | None = None
+        self._titles = store.paper_titles()
+        self._known = {pid for pid, _ in self._titles}
 
     def get_many(self, ids: list[str]) -> dict[str, Paper]:
         """The papers with these ids that exist, reading the ones not kept in one store call."""
+        ids = [pid for pid in dict.fromkeys(ids) if pid in self._known]
         with self._lock:
             found = {pid: self._cache[pid] for pid in ids if pid in self._cache}
             for pid in found:
                 self._cache.move_to_end(pid)
-        missing = [pid for pid in dict.fromkeys(ids) if pid not in found]
+        missing = [pid for pid in ids if pid not in found]
         if missing:
             read = self.store.papers_by_id(missing)
             found.update(read)
@@ -144,13 +148,8 @@ class PaperRecords(Mapping[str, Paper]):
         return found
 
     def titles(self) -> list[tuple[str, str]]:
-        """(id, title) of every stored paper in title order; read again after the store changes."""
-        version = self.store.content_version()
-        kept = self._titles
-        if kept is None or kept[0] != version:
-            kept = (version, self.store.paper_titles())
-            self._titles = kept
-        return kept[1]
+        """(id, title) of every paper, in title order."""
+        return self._titles
 
     def __getitem__(self, paper_id: str) -> Paper:
         found = self.get_many([paper_id])
@@ -159,20 +158,20 @@ class PaperRecords(Mapping[str, Paper]):
         return found[paper_id]
 
     def __contains__(self, paper_id: object) -> bool:
-        return isinstance(paper_id, str) and bool(self.get_many([paper_id]))
+        return paper_id in self._known
 
     def __len__(self) -> int:
-        return self.store.papers.count()
+        return len(self._titles)
 
     def __iter__(self) -> Iterator[str]:
-        return iter([pid for pid, _ in self.titles()])
+        return (pid for pid, _ in self._titles)
 
     def values(self) -> Iterator[Paper]:  # type: ignore[override]
-        """Every stored paper, in title order, read a page at a time."""
-        ids = [pid for pid, _ in self.titles()]
-        for start in range(0, len(ids), PAPER_PAGE):
-            page = self.store.papers_by_id(ids[start : start + PAPER_PAGE])
-            yield from (page[pid] for pid in ids[start : start + PAPER_PAGE] if pid in page)
+        """Every paper, in title order, read a page at a time."""
+        for start in range(0, len(self._titles), PAPER_PAGE):
+            ids = [pid for pid, _ in self._titles[start : start + PAPER_PAGE]]
+            page = self.store.papers_by_id(ids)
+            yield from (page[pid] for pid in ids if pid in page)
 
 
 def question_parts(question: str) -> list[str]:
@@ -309,8 +308,8 @@ class HybridRetriever(BaseRetriever):
             pid = str(hit.node.metadata["paper_id"])
             dense_of[pid] = max(dense_of.get(pid, 0.0), hit.dense)
             ranked.setdefault(pid, hit)
-        known = self.papers.get_many(list(ranked))
-        order = [pid for pid in ranked if pid in known]
+        order = [pid for pid in ranked if pid in self.papers]
+        self.papers.get_many(order[:k])  # one store read for the papers the passages need
         top = self._cover_names(question, order, k, paper_ids)
         if not top:
             return []

@@ -52,10 +52,11 @@ class Evidence:
 
 
 class SentenceFile:
-    """The side file: one row per paper (id, content hash, vectors as float16 bytes).
+    """The side file: one row per paper (id, content hash, title, vectors as float16 bytes).
 
-    SQLite commits a batch atomically, so an ingest killed mid-write leaves whole rows only, and
-    readers in other threads or processes see the last committed batch."""
+    The title is kept so the list of papers (id, title) reads in a fraction of a second at open,
+    without a pass over the store. SQLite commits a batch atomically, so an ingest killed mid-write
+    leaves whole rows only, and readers in other threads or processes see the last committed batch."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -63,7 +64,7 @@ class SentenceFile:
         self._local = threading.local()
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS sentences (paper_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, "
-                       "dim INTEGER NOT NULL, vectors BLOB NOT NULL)")
+                       "title TEXT NOT NULL, dim INTEGER NOT NULL, vectors BLOB NOT NULL)")
 
     def _db(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not cross threads.
@@ -76,10 +77,10 @@ class SentenceFile:
 
     def put(self, papers: list[Paper], vectors: list[np.ndarray]) -> None:
         """Store each paper's vectors (rows as `sentence_texts`), replacing older ones, in one transaction."""
-        rows = [(p.id, p.content_hash, int(v.shape[1]), np.ascontiguousarray(v, dtype=STORED_DTYPE).tobytes())
+        rows = [(p.id, p.content_hash, p.title, int(v.shape[1]), np.ascontiguousarray(v, dtype=STORED_DTYPE).tobytes())
                 for p, v in zip(papers, vectors)]
         with self._db() as db:
-            db.executemany("INSERT OR REPLACE INTO sentences VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO sentences VALUES (?, ?, ?, ?, ?)", rows)
 
     def get(self, paper: Paper) -> np.ndarray | None:
         """The paper's vectors, or None when none are stored for its current content."""
@@ -107,6 +108,10 @@ class SentenceFile:
     def count(self) -> int:
         """Papers with stored vectors."""
         return int(self._db().execute("SELECT count(*) FROM sentences").fetchone()[0])
+
+    def titles(self) -> list[tuple[str, str]]:
+        """(id, title) of every paper in the file, in no particular order."""
+        return [(str(pid), str(title)) for pid, title in self._db().execute("SELECT paper_id, title FROM sentences")]
 
 
 def embed_sentences(embedder: Embedder, papers: list[Paper]) -> list[np.ndarray]:

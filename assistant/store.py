@@ -57,6 +57,7 @@ WRITE_BATCH = 256
 # Chroma reads or deletes the rows of one call with one SQL statement, and SQLite allows 32766
 # variables: an unpaged read of a collection past ~32k records fails ("too many SQL variables").
 READ_PAGE = 5000
+SIDE_FORMAT = 1  # in the side file's name: a file of another layout is left alone and a new one written
 RECORD_VECTOR = [0.0]  # paper records are found by id only: one constant dimension, no HNSW cost
 
 
@@ -152,7 +153,7 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - as above, for a collection on a server
             raise StoreError(f"cannot open collection {self.name} at {self.location} ({exc})") from None
         self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
-        self.sentences = SentenceFile(self.side_dir / "sentences.sqlite")
+        self.sentences = SentenceFile(self.side_dir / f"sentences.v{SIDE_FORMAT}.sqlite")
 
     @property
     def side_dir(self) -> Path:
@@ -406,25 +407,28 @@ class Store:
 
     def chunks_by_id(self, ids: list[str]) -> dict[str, Chunk]:
         """The stored chunks with these ids (missing ones left out)."""
-        if not ids:
-            return {}
-        got = self._read(self.chunks.get, ids=ids, include=["documents", "metadatas"])
-        return {cid: _to_chunk(cid, doc, meta)
-                for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])}
+        return self._by_id(self.chunks, ids, _to_chunk)
 
     def papers_by_id(self, ids: list[str]) -> dict[str, Paper]:
         """The stored papers with these ids (unknown ones left out)."""
+        return self._by_id(self.papers, ids, _to_paper)
+
+    def _by_id(self, collection: Any, ids: list[str], convert: Callable[[str, str | None, Any], Any]) -> dict[str, Any]:
         if not ids:
             return {}
-        got = self._read(self.papers.get, ids=ids, include=["documents", "metadatas"])
-        return {pid: _to_paper(pid, doc, meta)
-                for pid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])}
+        got = self._read(collection.get, ids=ids, include=["documents", "metadatas"])
+        return {rid: convert(rid, doc, meta)
+                for rid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])}
 
     def paper_titles(self) -> list[tuple[str, str]]:
-        """(id, title) of every stored paper, sorted by title (case-insensitive), then id; one pass that
-        keeps only those two strings a paper."""
-        found = [(str((meta or {}).get("title", "")), pid) for pid, meta in _iter_records(self.papers, ["metadatas"])]
-        return [(pid, title) for title, pid in sorted(found, key=lambda tp: (tp[0].lower(), tp[1]))]
+        """(id, title) of every stored paper, sorted by title (case-insensitive), then id. Read from the
+        side file when it holds a row for every record (ingested through this data dir), else in one
+        pass over the records that keeps only those two strings a paper."""
+        if self.sentences.count() == self.papers.count():
+            found = self.sentences.titles()
+        else:
+            found = [(pid, str((meta or {}).get("title", ""))) for pid, meta in _iter_records(self.papers, ["metadatas"])]
+        return sorted(found, key=lambda pt: (pt[1].lower(), pt[0]))
 
     def all_papers(self) -> list[Paper]:
         """Every stored paper, sorted by title (case-insensitive), then id."""

@@ -43,7 +43,7 @@ def test_ingest_stores_each_papers_sentence_vectors(settings: Settings) -> None:
     assistant = Assistant(settings, chat_model=QueueChat([]), embedder=HashEmbedder())
     papers = corpus()
     assistant.store.ingest(papers)
-    stored = SentenceFile(assistant.store.side_dir / "sentences.sqlite")
+    stored = assistant.store.sentences
     for paper in papers:
         vectors = stored.get(paper)
         assert vectors is not None and vectors.dtype == np.float32
