@@ -153,8 +153,8 @@ def probe_in_child(data_dir: Path, tree: Path = REPO) -> dict[str, Any]:
     # Run by path, with the tree as the working directory (sys.path[0]), so `assistant` comes from the tree.
     script = Path(__file__).with_name("open_probe.py")
     args = [str(data_dir), str(QUESTIONS_FILE), str(PROBE_QUESTIONS)]
-    cmd = [sys.executable, "-c", f"import runpy, sys; sys.argv = {[str(script), *args]!r}; "
-           f"runpy.run_path({str(script)!r}, run_name='__main__')"]
+    code = f"import runpy, sys; sys.argv = {[str(script), *args]!r}; runpy.run_path({str(script)!r}, run_name='__main__')"
+    cmd = [sys.executable, "-c", code]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, env=_tree_env(tree), timeout=3600,
                           check=False)
     if done.returncode != 0:
