@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def lexical_text(chunk: Chunk) -> str:
     return f"title: {chunk.title}\n\n{chunk.text}"
 
 
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer(STEMMER_LANGUAGE)
@@ -62,7 +63,7 @@ class LexicalHit:
 class LexicalIndex:
     """A bm25s index and, per row, the chunk id and paper id it stands for (both memory-mapped)."""
 
-    def __init__(self, bm25, chunk_ids: np.ndarray, paper_ids: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bm25: Any, chunk_ids: np.ndarray, paper_ids: np.ndarray) -> None:
         self._bm25 = bm25
         self._stemmer = _stemmer()
         self.chunk_ids = chunk_ids

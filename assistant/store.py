@@ -196,6 +196,10 @@ class Store:
         chunks = self.chunks.count()
         text = (f"using collection {self.name} at {self.location} ({chunks} chunks): its name is the fingerprint of "
                 f"embedder {self.embedder.name} ({self.embedder.dim}-d) and chunking {chunking}")
+        if chunks and not self.papers.count():
+            text += (f"; its paper records are not in {self.papers.name} yet (an index built before records moved "
+                     "there): the next ingest writes them and each paper's sentence vectors, and reuses every stored "
+                     "chunk vector")
         others = []
         for name in self._other_indexes():
             try:

@@ -219,3 +219,17 @@ def test_cli_ingest_reports_bad_lines_and_skips_them_with_skip_bad(tmp_path: Pat
     assert f"skipped {corpus}:2: not valid JSON" in done.stderr
     assert f"using collection {report['collection']}" in done.stderr
     assert "embedding chunks [" in done.stderr and "papers" in done.stderr
+
+
+def test_an_index_without_records_reuses_its_chunks_and_says_so(settings: Settings) -> None:
+    # An index built before paper records moved to <name>-records has chunks and no records there.
+    papers = make_papers(5)
+    store = Store(settings, HashEmbedder())
+    store.ingest(papers)
+    store._client.delete_collection(store.papers.name)
+    old = Store(settings, HashEmbedder())
+    assert old.is_empty() and "the next ingest writes them" in old.explain()
+    counting = CountingEmbedder()
+    report = Store(settings, counting).ingest(papers)
+    assert (report.chunks_added, report.papers) == (0, 5)
+    assert counting.texts == 4 * 5  # each paper's title and three sentences; no chunk embedded again
