@@ -285,6 +285,39 @@ def measure_rates() -> dict[str, Any]:
     return rates
 
 
+def local_rate_in_child(tree: Path, corpus: Path, data_dir: Path) -> dict[str, Any]:
+    """`Store.ingest` of `corpus` with the packaged MiniLM, in a fresh process running the code in `tree`
+    (what a real ingest costs: chunks, plus whatever else that code embeds per paper)."""
+    code = ("import json; from pathlib import Path; from assistant.config import Settings; "
+            "from assistant.backends import MiniLMEmbedder; from assistant.corpus import load_corpus; "
+            "from assistant.store import Store; "
+            f"s = Settings(data_dir=Path({str(data_dir)!r})); e = MiniLMEmbedder(s.embed); e.embed(['warm up']); "
+            f"r = Store(s, e).ingest(load_corpus([Path({str(corpus)!r})])); "
+            "print(json.dumps({'papers': r.papers, 'chunks': r.chunks_added, 'seconds': r.seconds}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tree, env=_tree_env(tree),
+                          timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rate child failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got["papers_per_s"] = round(got["papers"] / got["seconds"], 2)
+    got["chunks_per_s"] = round(got["chunks"] / got["seconds"], 2)
+    return got
+
+
+def measure_local_rates(baseline: Path, papers: int = 2 * RATE_PAPERS) -> tuple[dict[str, Any], Row]:
+    """Real ingest rate with the packaged MiniLM, ours beside the baseline tree's, on the same abstracts."""
+    seeds, sentences = _seeds_and_sentences()
+    with tempfile.TemporaryDirectory(prefix="bench-local-rate-") as tmp:
+        corpus = write_synthetic_jsonl(Path(tmp) / "rate.jsonl", papers, seeds, sentences)
+        ours = local_rate_in_child(REPO, corpus, Path(tmp) / "ours")
+        base = local_rate_in_child(baseline, corpus, Path(tmp) / "baseline")
+    log(f"local ingest rate: ours {ours}, baseline {base}")
+    return {"ours": ours, "baseline": base}, Row(
+        "scale", f"ingest rate, packaged MiniLM, {papers} synthetic abstracts", ours["papers_per_s"], "papers/s",
+        "baseline code (no sentence vectors at ingest)", base["papers_per_s"],
+        note=f"chunks/s {ours['chunks_per_s']} vs {base['chunks_per_s']}")
+
+
 def measure_open(size: int, settings: Settings, info: dict[str, Any], baseline: Path | None,
                  baseline_max: int) -> tuple[dict[str, Any], list[Row]]:
     """Open time and first-question cost in fresh processes: after the ingest, again, and (with a baseline
@@ -389,6 +422,9 @@ def run(sizes: tuple[int, ...] = SIZES, queries: int = 40, keep: bool = False, s
             result.rows.append(Row("scale", f"serve peak RSS after one answer, {size} abstracts",
                                    s["vm_hwm_bytes"] / gib, "GiB", target="<= 3 GB",
                                    ok=s["vm_hwm_bytes"] <= SERVE_LIMIT_BYTES, note=f"ready in {s['ready_seconds']} s"))
+    if baseline is not None:
+        result.details["local_rates"], row = measure_local_rates(baseline)
+        result.rows.append(row)
     if rates:
         r = measure_rates()
         result.details["rates"] = r
