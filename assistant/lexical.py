@@ -124,9 +124,14 @@ class LexicalIndex:
         if marker != {"format": FORMAT, "version": version, "rows": marker.get("rows"),
                       "tokenizer": _tokenizer_settings()}:
             return None
-        bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
-        chunk_ids = np.load(folder / "chunk_ids.npy", mmap_mode="r")
-        paper_ids = np.load(folder / "paper_ids.npy", mmap_mode="r")
+        try:
+            bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+            chunk_ids = np.load(folder / "chunk_ids.npy", mmap_mode="r")
+            paper_ids = np.load(folder / "paper_ids.npy", mmap_mode="r")
+        except (OSError, ValueError):  # replaced by another process meanwhile, or damaged: build it again
+            return None
+        if not len(chunk_ids) == len(paper_ids) == marker["rows"]:
+            return None
         return cls(bm25, chunk_ids, paper_ids)
 
     def search(self, query: str, k: int, paper_ids: list[str] | None = None) -> list[LexicalHit]:

@@ -99,6 +99,11 @@ def test_a_marker_from_another_tokenizer_or_format_is_not_trusted(seed_store: St
     assert LexicalIndex.load(folder, "v1") is None
     (folder / lexical.MARKER).write_text(json.dumps({**marker, "format": lexical.FORMAT + 1}))
     assert LexicalIndex.load(folder, "v1") is None
+    (folder / lexical.MARKER).write_text(json.dumps(marker))
+    (folder / "chunk_ids.npy").unlink()  # a damaged copy is built again, not half-used
+    assert LexicalIndex.load(folder, "v1") is None
+    assert open_lexical(folder, "v1", seed_store.chunk_pages()) is not None
+    assert LexicalIndex.load(folder, "v1") is not None
 
 
 def test_paper_filter_keeps_only_those_papers(seed_store: Store) -> None:
