@@ -21,10 +21,11 @@ from .errors import InputError
 from .grounding import SupportChecker, Verify, ground, strip_keys, tidy
 from .judging import Judge
 from .listing import ListJudge, is_list_question, render_list
-from .retrieval import HybridRetriever, SentenceIndex, anchored
+from .retrieval import HybridRetriever, PaperRecords, anchored
+from .sentences import SentenceIndex
 from .store import IngestReport, Store
 from .text import count_tokens, looks_english
-from .types import Answer, Citation, Draft, Paper, Passage
+from .types import Answer, Citation, Draft, Passage
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Assistant:
         self.prompts = Prompts.load()
         self.embedder = embedder or make_embedder(settings.embed)
         self.store = Store(settings, self.embedder)
-        self.sentences = SentenceIndex(self.embedder)
+        self.sentences = SentenceIndex(self.embedder, self.store.sentences)
         self.checker = SupportChecker(self.sentences)
         self._chat = chat_model
         self._chat_lock = threading.Lock()
@@ -68,7 +69,7 @@ class Assistant:
 
     def _reload(self) -> None:
         self.retriever = HybridRetriever(self.store, self.settings.retrieval, self.sentences)
-        self.papers: dict[str, Paper] = self.retriever.papers
+        self.papers: PaperRecords = self.retriever.papers
         self.lister = ListJudge(self.papers, self.sentences)
 
     @property

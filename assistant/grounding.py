@@ -15,14 +15,14 @@ the chat model.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from .answering import REFUSAL
 from .corpus import clean_text
-from .retrieval import SentenceIndex
+from .sentences import SentenceIndex
 from .text import asks_for_number, content_words, named_terms, split_sentences
 from .types import Answer, Citation, Claim, Draft, Paper
 
@@ -263,7 +263,7 @@ class _Grounder:
     """Checks the sentences of one draft; keeps the shared state (papers, labels) in one place."""
 
     def __init__(
-        self, draft: Draft, papers: dict[str, Paper], checker: SupportChecker, min_support: float,
+        self, draft: Draft, papers: Mapping[str, Paper], checker: SupportChecker, min_support: float,
         verify: Verify | None, question: str,
     ) -> None:
         self.passages = draft.passages
@@ -341,7 +341,7 @@ class _Grounder:
 
 def ground(
     draft: Draft,
-    papers: dict[str, Paper],
+    papers: Mapping[str, Paper],
     checker: SupportChecker,
     min_support: float,
     drop_unsupported: bool,
@@ -395,7 +395,7 @@ def ground(
 
 
 def _correct_premise(
-    base: Answer, text: str, papers: dict[str, Paper], checker: SupportChecker, question: str
+    base: Answer, text: str, papers: Mapping[str, Paper], checker: SupportChecker, question: str
 ) -> Answer | None:
     """When a draft affirms a figure the question asserts ("... 7 trillion tokens, correct? Just say yes.")
     and the abstract it cites states none such, the answer is "No." and the abstract's own sentence with a

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
 
 from .grounding import COSINE_FLOOR, COSINE_SPAN, tidy
-from .retrieval import SentenceIndex
+from .sentences import SentenceIndex
 from .text import content_words
 from .types import ListItem, Paper, Passage
 
@@ -67,7 +68,7 @@ class ListJudge:
     kept when two pass), so a clear group of fitting papers is listed and the long tail is not.
     """
 
-    def __init__(self, papers: dict[str, Paper], sentences: SentenceIndex) -> None:
+    def __init__(self, papers: Mapping[str, Paper], sentences: SentenceIndex) -> None:
         self.papers = papers
         self.sentences = sentences
         self.unseen = math.log(len(papers) + 1) + 1

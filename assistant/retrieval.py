@@ -1,8 +1,12 @@
 """Question -> ranked Passages: dense (Chroma) + BM25, fused by reciprocal rank, one passage per paper.
 
-Both retrievers are LlamaIndex retrievers; `HybridRetriever` is a LlamaIndex `BaseRetriever` too,
-so it can feed any LlamaIndex query engine (the eval baselines use it that way). LlamaIndex
-nodes are converted to `Passage` here and go no further. Does not call the chat model.
+Dense search is LlamaIndex over Chroma; BM25 is `lexical.LexicalIndex` (bm25s, saved beside the
+store and memory-mapped). `HybridRetriever` is a LlamaIndex `BaseRetriever`, so it can feed any
+LlamaIndex query engine (the eval baselines use it that way). LlamaIndex nodes are converted to
+`Passage` here and go no further. Papers are read from the store when a question meets them
+(`PaperRecords`), and their sentence vectors come from the side file written at ingest
+(`sentences.SentenceIndex`), so opening holds neither the corpus nor its vectors in memory.
+Does not call the chat model.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +28,16 @@ from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter,
 
 from .backends import Embedder
 from .config import RetrievalSettings
-from .corpus import clean_text
 from .errors import StoreError
+from .lexical import LexicalIndex, open_lexical
+from .sentences import Evidence, SentenceIndex
 from .store import Store
 from .text import content_words, count_tokens, named_terms, split_sentences
 from .types import Chunk, Paper, Passage
 
+__all__ = ["Evidence", "HybridRetriever", "PaperRecords", "SentenceIndex", "SentenceSelector", "anchored", "to_node"]
+
+PAPER_PAGE = 500  # papers read per store call when the whole corpus is listed
 LEXICAL_WEIGHT = 0.5  # how much question-word overlap adds to a sentence's cosine when picking sentences
 NUMBER_BONUS = 0.1  # results sentences (with figures) answer many factual questions ...
 QUANTITY_BONUS = 0.3  # ... and most questions that ask for a quantity
@@ -93,49 +102,15 @@ def to_node(chunk: Chunk) -> TextNode:
     )
 
 
-@dataclass
-class Evidence:
-    """One paper's abstract as sentences (raw for quoting, clean for matching) with their vectors.
+class SentenceSelector:
+    """Picks the sentences of an abstract that bear on a question, from the sentence index's vectors."""
 
-    Row 0 is the title; rows 1.. are the abstract's sentences in order.
-    """
-
-    paper: Paper
-    raw_sentences: list[str]
-    clean_sentences: list[str]
-    vectors: np.ndarray
-    full_text: str
-
-
-class SentenceIndex:
-    """Sentence vectors of abstracts, computed on first use and kept (LRU) for selection and grounding."""
-
-    def __init__(self, embedder: Embedder, cache_size: int = 4096) -> None:
-        self.embedder = embedder
-        self._cache: OrderedDict[str, Evidence] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-
-    def evidence(self, paper: Paper) -> Evidence:
-        """The paper's sentences and their vectors (cached by content hash)."""
-        key = f"{paper.id}:{paper.content_hash}"
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        raw = split_sentences(paper.raw_abstract) or [paper.raw_abstract]
-        clean = [clean_text(s) for s in raw]
-        vectors = self.embedder.embed([paper.title] + clean)
-        ev = Evidence(paper, [paper.title] + raw, [paper.title] + clean, vectors, f"{paper.title} {' '.join(clean)}")
-        with self._lock:
-            self._cache[key] = ev
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return ev
+    def __init__(self, sentences: SentenceIndex) -> None:
+        self.sentences = sentences
 
     def select(self, paper: Paper, question: str, question_vector: np.ndarray, budget_tokens: int) -> str:
         """The abstract's sentences most relevant to the question, within the budget, in abstract order."""
-        ev = self.evidence(paper)
+        ev = self.sentences.evidence(paper)
         words = content_words(question)
         asks_quantity = bool(QUANTITY_CUES.search(question))
         scores = []
@@ -157,6 +132,67 @@ class SentenceIndex:
                 parts.append("...")
             parts.append(ev.clean_sentences[i])
         return " ".join(parts)
+
+
+class PaperRecords(Mapping[str, Paper]):
+    """The stored papers as a read-only mapping by id: (id, title) of every paper read at open and kept
+    (tens of bytes a paper), the papers themselves read from the store when asked for and kept (LRU).
+
+    Membership, length and iteration (title order, then id) use the kept titles, so they answer
+    while a Chroma server is down; `values()` streams the papers in that order a page at a time, so
+    listing the corpus never holds every abstract at once. Like the old in-memory table, it shows
+    the papers stored when it was opened."""
+
+    def __init__(self, store: Store, cache_size: int = 4096) -> None:
+        self.store = store
+        self._cache: OrderedDict[str, Paper] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._titles = store.paper_titles()
+        self._known = {pid for pid, _ in self._titles}
+
+    def get_many(self, ids: list[str]) -> dict[str, Paper]:
+        """The papers with these ids that exist, reading the ones not kept in one store call."""
+        ids = [pid for pid in dict.fromkeys(ids) if pid in self._known]
+        with self._lock:
+            found = {pid: self._cache[pid] for pid in ids if pid in self._cache}
+            for pid in found:
+                self._cache.move_to_end(pid)
+        missing = [pid for pid in ids if pid not in found]
+        if missing:
+            read = self.store.papers_by_id(missing)
+            found.update(read)
+            with self._lock:
+                self._cache.update(read)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return found
+
+    def titles(self) -> list[tuple[str, str]]:
+        """(id, title) of every paper, in title order."""
+        return self._titles
+
+    def __getitem__(self, paper_id: str) -> Paper:
+        found = self.get_many([paper_id])
+        if paper_id not in found:
+            raise KeyError(paper_id)
+        return found[paper_id]
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self._known
+
+    def __len__(self) -> int:
+        return len(self._titles)
+
+    def __iter__(self) -> Iterator[str]:
+        return (pid for pid, _ in self._titles)
+
+    def values(self) -> Iterator[Paper]:  # type: ignore[override]
+        """Every paper, in title order, read a page at a time."""
+        for start in range(0, len(self._titles), PAPER_PAGE):
+            ids = [pid for pid, _ in self._titles[start : start + PAPER_PAGE]]
+            page = self.store.papers_by_id(ids)
+            yield from (page[pid] for pid in ids if pid in page)
 
 
 def question_parts(question: str) -> list[str]:
@@ -181,23 +217,19 @@ class HybridRetriever(BaseRetriever):
 
     def __init__(self, store: Store, settings: RetrievalSettings, sentences: SentenceIndex) -> None:
         from llama_index.core import VectorStoreIndex
-        from llama_index.retrievers.bm25 import BM25Retriever
 
         super().__init__()
         self.settings = settings
         self.sentences = sentences
+        self.selector = SentenceSelector(sentences)
+        self.store = store
         self.location = store.location
-        self.papers: dict[str, Paper] = {p.id: p for p in store.all_papers()}  # by id, in title order
+        self.papers = PaperRecords(store)
         self.embed_model = LlamaIndexEmbedding(store.embedder)
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=self.embed_model)
-        chunks = store.all_chunks()
-        self._nodes = [to_node(c) for c in chunks]
-        self._bm25 = (
-            BM25Retriever.from_defaults(nodes=self._nodes, similarity_top_k=min(settings.candidates, len(chunks)))
-            if chunks
-            else None
-        )
-        self._paper_of_row = np.array([c.paper_id for c in chunks])
+        # The version is read before the chunks: a write during the build leaves the saved copy stale.
+        self._bm25: LexicalIndex | None = open_lexical(store.side_dir / "bm25", store.content_version(),
+                                                       store.chunk_pages())
 
     def _dense(self, query: QueryBundle, paper_ids: list[str] | None) -> list[NodeWithScore]:
         filters = None
@@ -215,21 +247,9 @@ class HybridRetriever(BaseRetriever):
     def _sparse(self, query: str, paper_ids: list[str] | None) -> list[NodeWithScore]:
         if self._bm25 is None:
             return []
-        import bm25s
-
-        tokens = bm25s.tokenize(query, stemmer=self._bm25.stemmer, token_pattern=self._bm25.token_pattern,
-                                show_progress=False)
-        if not tokens.vocab:
-            return []
-        mask = np.isin(self._paper_of_row, paper_ids).astype(np.float32) if paper_ids else None
-        k = min(self.settings.candidates, len(self._nodes))
-        try:
-            rows, scores = self._bm25.bm25.retrieve(tokens, k=k, weight_mask=mask, show_progress=False)
-        except (ValueError, IndexError, KeyError):  # a query of only unknown words
-            return []
-        return [
-            NodeWithScore(node=self._nodes[int(r)], score=float(s)) for r, s in zip(rows[0], scores[0]) if s > 0
-        ]
+        found = self._bm25.search(query, self.settings.candidates, paper_ids)
+        chunks = self.store.chunks_by_id([h.chunk_id for h in found])
+        return [NodeWithScore(node=to_node(chunks[h.chunk_id]), score=h.score) for h in found if h.chunk_id in chunks]
 
     def _cover_names(self, question: str, order: list[str], k: int, paper_ids: list[str] | None) -> list[str]:
         """The top k papers, made to include a paper for each method-like name the question uses
@@ -240,13 +260,15 @@ class HybridRetriever(BaseRetriever):
         names = sorted(t for t in named_terms(question) if len(t) >= 4)
         if len(names) < 2:  # one name: the ranking already centres on it
             return top
+        self.papers.get_many(order)  # one store read for the papers looked at below
         for name in names:
             if any(_mentions(self.papers[pid], name) for pid in top):
                 continue
             found = next((pid for pid in order[k:] if _mentions(self.papers[pid], name)), None)
             if found is None:
-                found = next((str(n.node.metadata["paper_id"]) for n in self._sparse(name, paper_ids)
-                              if _mentions(self.papers.get(str(n.node.metadata["paper_id"])) or _NO_PAPER, name)), None)
+                by_name = [str(n.node.metadata["paper_id"]) for n in self._sparse(name, paper_ids)]
+                known = self.papers.get_many(by_name)
+                found = next((pid for pid in by_name if _mentions(known.get(pid) or _NO_PAPER, name)), None)
             spare = [pid for pid in top if not any(  # not the only top paper that mentions some name
                 _mentions(self.papers[pid], n) and not any(_mentions(self.papers[q], n) for q in top if q != pid)
                 for n in names)]
@@ -308,6 +330,7 @@ class HybridRetriever(BaseRetriever):
             dense_of[pid] = max(dense_of.get(pid, 0.0), hit.dense)
             ranked.setdefault(pid, hit)
         order = [pid for pid in ranked if pid in self.papers]
+        self.papers.get_many(order[:k])  # one store read for the papers the passages need
         top = self._cover_names(question, order, k, paper_ids)
         if not top:
             return []
@@ -320,7 +343,7 @@ class HybridRetriever(BaseRetriever):
             Passage(
                 paper_id=pid,
                 title=self.papers[pid].title,
-                text=self.sentences.select(
+                text=self.selector.select(
                     self.papers[pid], question, question_vector, self.settings.passage_tokens * (2 if rank == 0 else 1)
                 ),
                 score=ranked[pid].fused if pid in ranked else 0.0,
@@ -338,7 +361,7 @@ def _mentions(paper: Paper, name: str) -> bool:
     return name in text or name.replace("-", " ") in text
 
 
-def anchored(question: str, passages: list[Passage], papers: dict[str, Paper], depth: int = 2) -> bool:
+def anchored(question: str, passages: list[Passage], papers: Mapping[str, Paper], depth: int = 2) -> bool:
     """True when a name from the question (a method-like term such as a new model's name) appears in
     one of the top papers: lexical evidence the embedder may miss for a name it has never seen."""
     names = {t for t in named_terms(question) if len(t) >= 4}

@@ -703,11 +703,11 @@ def create_app(assistant: Assistant, api_key: str | None = None, ui: bool = True
         q: str | None = Query(None, max_length=200, description="Only titles containing all these words."),
     ) -> PaperPage:
         """Indexed papers (id and title), sorted by title, with paging and a title search."""
-        found = list(runtime.assistant.papers.values())  # already in title order
+        found = runtime.assistant.papers.titles()  # (id, title) in title order, kept in memory
         if q and q.strip():
             words = q.lower().split()
-            found = [p for p in found if all(w in p.title.lower() for w in words)]
-        page = [PaperSummary(id=p.id, title=p.title) for p in found[offset : offset + limit]]
+            found = [(pid, title) for pid, title in found if all(w in title.lower() for w in words)]
+        page = [PaperSummary(id=pid, title=title) for pid, title in found[offset : offset + limit]]
         return PaperPage(total=len(found), offset=offset, limit=limit, items=page)
 
     @app.get(f"{API_PREFIX}/papers/{{paper_id}}", response_model=Paper, tags=["papers"],

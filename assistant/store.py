@@ -1,17 +1,27 @@
-"""Chroma behind LlamaIndex: the chunk collection (vectors) and the paper collection (abstracts).
+"""Chroma behind LlamaIndex: the chunk collection (vectors) and the paper records; sentence vectors beside them.
 
 The store is embedded (`PersistentClient`, a folder) or a Chroma server (`HttpClient`), chosen
 by settings; the code path is the same. Collection names carry a fingerprint of embedder
 (model and dimension) + chunking, so changing either builds a new index instead of mixing
 vectors; a new collection records what built it, so `explain` can say why one was chosen.
 
+Paper records (title, abstract, source, content hash) live in the `<name>-records` collection
+with a constant one-dimensional vector: Chroma wants a vector per record and nothing searches
+papers by vector, so they cost no HNSW memory. (Indexes built before kept a title vector per paper
+in `<name>-papers`; that collection is left alone, its chunks are reused, and the next ingest
+writes the records without embedding a chunk again.) The records collection also carries the
+content version, changed before and after every write, which derived indexes (BM25) compare with.
+Each paper's sentence vectors are embedded at ingest and written to a SQLite side file
+(`sentences.SentenceFile`) in `side_dir`, so no question embeds an abstract.
+
 Ingest streams: papers go through in batches of INGEST_BATCH, and three stages overlap (a
 reader thread parses and chunks, the caller's thread looks up what is stored and embeds only
 what is missing, a writer thread writes), joined by queues QUEUE_DEPTH deep, so memory stays
 bounded whatever the corpus size. It is incremental and idempotent: chunk ids hash their
 content, so an unchanged corpus embeds nothing and a changed paper replaces its chunks. Within a
-batch the paper record is written last and marks the batch done, so an ingest killed at any
-point resumes where it stopped on the next run, without re-embedding what is stored.
+batch the paper record is written last and marks the batch done (after its chunks and its sentence
+vectors), so an ingest killed at any point resumes where it stopped on the next run, without
+re-embedding what is stored.
 Chroma never gets an embedding function of its own: every vector comes from our embedder.
 """
 
@@ -22,6 +32,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +46,7 @@ from .chunking import chunk_paper, chunking_fingerprint
 from .config import Settings
 from .corpus import scan_corpus
 from .errors import StoreError
+from .sentences import SentenceFile, embed_sentences
 from .types import Chunk, Paper
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -45,6 +57,8 @@ WRITE_BATCH = 256
 # Chroma reads or deletes the rows of one call with one SQL statement, and SQLite allows 32766
 # variables: an unpaged read of a collection past ~32k records fails ("too many SQL variables").
 READ_PAGE = 5000
+SIDE_FORMAT = 1  # in the side file's name: a file of another layout is left alone and a new one written
+RECORD_VECTOR = [0.0]  # paper records are found by id only: one constant dimension, no HNSW cost
 
 
 def index_fingerprint(embedder_name: str, settings: Settings) -> str:
@@ -113,7 +127,8 @@ def describe_location(settings: Settings) -> str:
 
 
 class Store:
-    """The two Chroma collections of one index fingerprint, and the LlamaIndex vector store over chunks."""
+    """The chunk and record collections of one index fingerprint, the LlamaIndex vector store over chunks,
+    and the side folder (sentence vectors, derived indexes)."""
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -131,17 +146,44 @@ class Store:
             self.chunks = self._client.get_or_create_collection(
                 self.name, metadata=built_by, embedding_function=None
             )
+            records_meta = {k: v for k, v in built_by.items() if k != "hnsw:space"} | {"version": ""}
             self.papers = self._client.get_or_create_collection(
-                f"{self.name}-papers", metadata=built_by, embedding_function=None
+                f"{self.name}-records", metadata=records_meta, embedding_function=None
             )
         except Exception as exc:  # noqa: BLE001 - as above, for a collection on a server
             raise StoreError(f"cannot open collection {self.name} at {self.location} ({exc})") from None
         self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
+        self.sentences = SentenceFile(self.side_dir / f"sentences.v{SIDE_FORMAT}.sqlite")
+
+    @property
+    def side_dir(self) -> Path:
+        """Where this index's side files live: beside an embedded store; for a Chroma server, in the data
+        dir, by collection. Sharing it between servers is safe: sentence vectors are keyed by paper
+        content, and the BM25 marker holds the content version of the store it was built from."""
+        if self.settings.store.kind == "http":
+            return self.settings.data_dir / "server-side" / self.name
+        return self.settings.store_path.with_name(f"{self.settings.store_path.name}-side") / self.name
+
+    def content_version(self) -> str:
+        """Changes whenever chunks or records are written or deleted (by any process): derived
+        indexes saved under one version are stale under another."""
+        try:
+            meta = self._client.get_collection(self.papers.name).metadata or {}
+            return f"{meta.get('version', '')}:{self.chunks.count()}:{self.papers.count()}"
+        except Exception as exc:  # noqa: BLE001 - chromadb raises transport, HTTP and its own errors alike
+            raise StoreError(f"the vector store at {self.location} did not answer ({exc}); "
+                             "check that the Chroma server runs") from None
+
+    def _bump_version(self) -> None:
+        # Before and after every write: a reader that built from a half-written state sees it stale.
+        meta = dict(self._client.get_collection(self.papers.name).metadata or {})
+        self.papers.modify(metadata={**meta, "version": uuid.uuid4().hex[:12]})
 
     def _other_indexes(self) -> list[str]:
         prefix = f"{self.settings.store.collection_prefix}-"
         names = [getattr(c, "name", c) for c in self._client.list_collections()]
-        return sorted(n for n in names if n.startswith(prefix) and not n.endswith("-papers") and n != self.name)
+        return sorted(n for n in names if n.startswith(prefix) and not n.endswith(("-papers", "-records"))
+                      and n != self.name)
 
     def status(self) -> IndexStatus:
         """Counts and location of this index."""
@@ -154,6 +196,10 @@ class Store:
         chunks = self.chunks.count()
         text = (f"using collection {self.name} at {self.location} ({chunks} chunks): its name is the fingerprint of "
                 f"embedder {self.embedder.name} ({self.embedder.dim}-d) and chunking {chunking}")
+        if chunks and not self.papers.count():
+            text += (f"; its paper records are not in {self.papers.name} yet (an index built before records moved "
+                     "there): the next ingest writes them and each paper's sentence vectors, and reuses every stored "
+                     "chunk vector")
         others = []
         for name in self._other_indexes():
             try:
@@ -171,8 +217,9 @@ class Store:
         return text
 
     def is_empty(self) -> bool:
-        """True when nothing has been ingested under this fingerprint."""
-        return self.chunks.count() == 0
+        """True when no paper record is stored under this fingerprint (chunks alone, left by an index
+        built before records existed, are reused by the next ingest)."""
+        return self.papers.count() == 0
 
     def ingest(
         self, papers: Iterable[Paper], prune: bool = False, progress: Callable[[int, int], None] | None = None,
@@ -271,19 +318,24 @@ class Store:
         return report
 
     def _embed_batch(self, batch: list[Paper], chunks: list[Chunk]) -> tuple[Any, ...]:
-        """Vectors for what this batch needs and the store lacks: new chunks, and titles of new or changed papers."""
+        """Vectors for what this batch needs and the store lacks: new chunks, and the sentences of papers
+        that are new, changed, or whose sentence vectors this side folder lacks (a record written from
+        another machine into a Chroma server)."""
         present = set(self.chunks.get(ids=[c.id for c in chunks], include=[])["ids"]) if chunks else set()
         new = [c for c in chunks if c.id not in present]
         stored = self.papers.get(ids=[p.id for p in batch], include=["metadatas"])
         hashes = {i: (m or {}).get("content_hash") for i, m in zip(stored["ids"], stored["metadatas"] or [])}
-        changed = [p for p in batch if hashes.get(p.id) != p.content_hash]
-        vectors = self.embedder.embed([embed_text(c.title, c.text) for c in new] + [p.title for p in changed])
-        return batch, chunks, new, vectors[: len(new)], changed, vectors[len(new) :]
+        have_sentences = self.sentences.current(batch)
+        changed = [p for p in batch if hashes.get(p.id) != p.content_hash or p.id not in have_sentences]
+        # Chunks and sentences in two calls: each is batched by length on its own, so sentences pad little.
+        vectors = (self.embedder.embed([embed_text(c.title, c.text) for c in new]) if new
+                   else np.zeros((0, self.embedder.dim), dtype=np.float32))
+        return batch, chunks, new, vectors, changed, embed_sentences(self.embedder, changed)
 
     def _write_batch(self, batch: list[Paper], chunks: list[Chunk], new: list[Chunk], new_vectors: Any,
-                     changed: list[Paper], title_vectors: Any, recent_ids: set[str]) -> tuple[int, int]:
-        """Write one batch: drop stale chunks, add the new ones, then the paper records (the batch's
-        commit mark). Returns (chunks removed, chunks added).
+                     changed: list[Paper], sentence_vectors: list[Any], recent_ids: set[str]) -> tuple[int, int]:
+        """Write one batch: drop stale chunks, add the new ones, the sentence vectors, then the paper
+        records (the batch's commit mark). Returns (chunks removed, chunks added).
 
         Papers that are new, changed, missing chunks or written by a recent batch (a duplicate
         title: the lookup may predate that write) are checked against the store here; the others
@@ -304,21 +356,26 @@ class Store:
             new_vectors = np.concatenate([new_vectors, self.embedder.embed([embed_text(c.title, c.text) for c in lost])])
         if redo:
             changed = changed + redo
-            title_vectors = np.concatenate([title_vectors, self.embedder.embed([p.title for p in redo])])
+            sentence_vectors = sentence_vectors + embed_sentences(self.embedder, redo)
+        if not (stale or new or changed):
+            return 0, 0
+        self._bump_version()
         for start in range(0, len(stale), WRITE_BATCH):
             self.chunks.delete(ids=stale[start : start + WRITE_BATCH])
         if new:
             self.vector_store.add([_to_node(TextNode, c, [float(x) for x in v]) for c, v in zip(new, new_vectors)])
         if changed:
+            self.sentences.put(changed, sentence_vectors)
             self.papers.upsert(
                 ids=[p.id for p in changed],
-                embeddings=np.asarray(title_vectors, dtype=np.float32),
+                embeddings=np.full((len(changed), len(RECORD_VECTOR)), RECORD_VECTOR, dtype=np.float32),
                 documents=[p.raw_abstract for p in changed],
                 metadatas=[
                     {"title": p.title, "abstract": p.abstract, "source": p.source, "content_hash": p.content_hash}
                     for p in changed
                 ],
             )
+        self._bump_version()
         return len(stale), len(new)
 
     def _prune(self, corpus_ids: set[str]) -> tuple[list[str], int]:
@@ -326,35 +383,69 @@ class Store:
         removed_papers = [i for i in _iter_ids(self.papers) if i not in corpus_ids]
         orphans = [cid for cid, meta in _iter_records(self.chunks, ["metadatas"])
                    if (meta or {}).get("paper_id") not in corpus_ids]
+        if not (orphans or removed_papers):
+            return removed_papers, 0
+        self._bump_version()
         for start in range(0, len(orphans), WRITE_BATCH):
             self.chunks.delete(ids=orphans[start : start + WRITE_BATCH])
         for start in range(0, len(removed_papers), WRITE_BATCH):
             self.papers.delete(ids=removed_papers[start : start + WRITE_BATCH])
+        self.sentences.delete(removed_papers)
+        self._bump_version()
         return removed_papers, len(orphans)
 
+    def chunk_pages(self) -> Iterator[list[Chunk]]:
+        """Every stored chunk, a page of READ_PAGE at a time, in the store's order (for the BM25 index)."""
+        offset = 0
+        while True:
+            page = self._read(self.chunks.get, include=["documents", "metadatas"], limit=READ_PAGE, offset=offset)
+            yield [_to_chunk(cid, doc, meta) for cid, doc, meta in
+                   zip(page["ids"], page["documents"] or [], page["metadatas"] or [])]
+            offset += len(page["ids"])
+            if len(page["ids"]) < READ_PAGE:
+                return
+
     def all_chunks(self) -> list[Chunk]:
-        """Every stored chunk (for the BM25 index)."""
-        got = _get_all(self.chunks, ["documents", "metadatas"])
-        chunks = []
-        for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or []):
-            meta = meta or {}
-            chunks.append(
-                Chunk(
-                    id=cid,
-                    paper_id=str(meta.get("paper_id", "")),
-                    title=str(meta.get("title", "")),
-                    text=doc or "",
-                    index=int(meta.get("chunk_index", 0) or 0),
-                    content_hash=str(meta.get("content_hash", "")),
-                )
-            )
-        return chunks
+        """Every stored chunk."""
+        return [c for page in self.chunk_pages() for c in page]
+
+    def chunks_by_id(self, ids: list[str]) -> dict[str, Chunk]:
+        """The stored chunks with these ids (missing ones left out)."""
+        return self._by_id(self.chunks, ids, _to_chunk)
+
+    def papers_by_id(self, ids: list[str]) -> dict[str, Paper]:
+        """The stored papers with these ids (unknown ones left out)."""
+        return self._by_id(self.papers, ids, _to_paper)
+
+    def _by_id(self, collection: Any, ids: list[str], convert: Callable[[str, str | None, Any], Any]) -> dict[str, Any]:
+        if not ids:
+            return {}
+        got = self._read(collection.get, ids=ids, include=["documents", "metadatas"])
+        return {rid: convert(rid, doc, meta)
+                for rid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])}
+
+    def paper_titles(self) -> list[tuple[str, str]]:
+        """(id, title) of every stored paper, sorted by title (case-insensitive), then id. Read from the
+        side file when it holds a row for every record (ingested through this data dir), else in one
+        pass over the records that keeps only those two strings a paper."""
+        if self.sentences.count() == self.papers.count():
+            found = self.sentences.titles()
+        else:
+            found = [(pid, str((meta or {}).get("title", ""))) for pid, meta in _iter_records(self.papers, ["metadatas"])]
+        return sorted(found, key=lambda pt: (pt[1].lower(), pt[0]))
 
     def all_papers(self) -> list[Paper]:
         """Every stored paper, sorted by title (case-insensitive), then id."""
         got = _get_all(self.papers, ["documents", "metadatas"])
         papers = [_to_paper(pid, doc, meta) for pid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])]
         return sorted(papers, key=lambda p: (p.title.lower(), p.id))
+
+    def _read(self, call: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return call(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - chromadb raises transport, HTTP and its own errors alike
+            raise StoreError(f"the vector store at {self.location} did not answer ({exc.__class__.__name__}: "
+                             f"{exc}); check that the Chroma server runs") from None
 
 
 def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
@@ -445,6 +536,18 @@ def _to_node(node_cls: Any, chunk: Chunk, vector: list[float]) -> Any:
         },
         excluded_embed_metadata_keys=["paper_id", "chunk_index", "content_hash"],
         excluded_llm_metadata_keys=["paper_id", "chunk_index", "content_hash"],
+    )
+
+
+def _to_chunk(cid: str, doc: str | None, meta: Any) -> Chunk:
+    meta = meta or {}
+    return Chunk(
+        id=cid,
+        paper_id=str(meta.get("paper_id", "")),
+        title=str(meta.get("title", "")),
+        text=doc or "",
+        index=int(meta.get("chunk_index", 0) or 0),
+        content_hash=str(meta.get("content_hash", "")),
     )
 
 

@@ -366,7 +366,7 @@ COPY_JS = """
 
 
 def _paper_choices(assistant: Assistant) -> list[tuple[str, str]]:
-    return sorted(((p.title, p.id) for p in assistant.papers.values()), key=lambda c: c[0].lower())
+    return [(title, pid) for pid, title in assistant.papers.titles()]
 
 
 def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) -> gr.Blocks:

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .common import ARTIFACT, Result, Row, loadavg, log, machine
@@ -39,7 +40,8 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
         from . import scale
 
         return lambda: scale.run(sizes=tuple(args.scale_sizes), queries=args.queries, keep=args.keep,
-                                 serve=args.serve, rates=not args.no_rates, http=args.http)
+                                 serve=args.serve, rates=not args.no_rates, http=args.http, baseline=args.baseline,
+                                 baseline_max=args.baseline_max)
     if name == "llm_options":
         from . import llm_options
 
@@ -93,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rates", action="store_true", help="scale benchmark: skip the embedder rates")
     parser.add_argument("--http", action="store_true",
                         help="scale benchmark: also ingest the largest size into a `chroma run` server")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="scale benchmark: a checkout of older code (e.g. `git archive de86f21`) whose ingest and "
+                        "index open are measured in the same run, as the baseline")
+    parser.add_argument("--baseline-max", type=int, default=100_000,
+                        help="scale benchmark: largest size the baseline code ingests and opens")
     args = parser.parse_args(argv)
 
     names = args.only or list(DEFAULT_NAMES)

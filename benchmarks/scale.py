@@ -8,10 +8,16 @@ For each size, in one run:
             at ~9 chunks/s the real model would take hours, and memory, batching and resume do
             not depend on what the vectors mean. The largest size is killed (SIGKILL) part-way
             and ingested again: the second run must embed only what the first did not store.
-  retrieval p50/p95 of `HybridRetriever.hits` and `.passages` and the time to open the index
-            (read papers and chunks, build BM25), questions embedded by the real MiniLM and
-            interleaved across sizes; the ratio to the smallest size is the figure (target: p50
-            at the largest <= 2x).
+  open      in a fresh process (benchmarks/open_probe.py), twice: right after the ingest (BM25 is built
+            and saved then) and again (BM25 loaded, memory-mapped); each time the first question and
+            the cold/warm cost of further ones, with the texts embedded per question beyond the
+            question itself (sentences of unseen papers: 0 once they are stored at ingest).
+            With --baseline TREE (a checkout of an older commit), the same ingest and probe run
+            that code on its own index, so open time and first-question cost have a same-run
+            baseline (sizes up to --baseline-max).
+  retrieval p50/p95 of `HybridRetriever.hits` and `.passages` and the time to open the index in
+            this process, questions embedded by the real MiniLM and interleaved across sizes; the
+            ratio to the smallest size is the figure (target: p50 at the largest <= 2x).
   serve     optionally (--serve), peak RSS of `paper-assistant serve` over each index after one answer.
 Separately, `rates` measures real ingest throughput on the same 20 synthetic abstracts with the
 packaged embedder and with llama-cpp-python's OpenAI-compatible server (embeddings on, the
@@ -39,11 +45,14 @@ from assistant.corpus import load_corpus, make_paper
 from assistant.store import Store
 from assistant.text import split_sentences
 
-from .common import Result, Row, cache_root, load_questions, log, model_path
+from .common import QUESTIONS_FILE, REPO, Result, Row, cache_root, load_questions, log, model_path
 from .synthetic import SentenceTable, SyntheticEmbedder, synthetic_row, write_synthetic_jsonl
 
 SIZES = (10_000, 100_000, 250_000)
 MEMORY_LIMIT_BYTES = int(1.5 * 2**30)
+SERVE_LIMIT_BYTES = 3 * 10**9
+OPEN_LIMIT_S = 5.0  # at 100k chunks and more: the issue's target
+PROBE_QUESTIONS = 21  # the first question, then 20 timed cold and warm
 P50_RATIO_LIMIT = 2.0
 KILL_AT = 0.4  # the largest ingest is killed when this share of its papers is written
 RATE_PAPERS = 20
@@ -73,18 +82,23 @@ def _child_ingest(data_dir: Path, corpus: Path) -> None:
     print(json.dumps({**report.__dict__, "problems": report.problems[:5], "vm_hwm_bytes": peak_rss_bytes(os.getpid())}))
 
 
+def _tree_env(tree: Path) -> dict[str, str]:
+    """Environment that makes a child import `assistant` and `benchmarks` from `tree`, sharing our caches."""
+    return {**os.environ, "PYTHONPATH": str(tree), "PAPER_ASSISTANT_TEST_CACHE": str(cache_root())}
+
+
 def ingest_in_child(data_dir: Path, corpus: Path, kill_at: float | None = None,
-                    env: dict[str, str] | None = None) -> dict[str, Any]:
+                    env: dict[str, str] | None = None, tree: Path = REPO) -> dict[str, Any]:
     """Run one ingest in a child process; with `kill_at`, SIGKILL it once that share of papers is written.
-    `env` adds settings (PAPER_ASSISTANT_STORE__KIND=http ...)."""
+    `env` adds settings (PAPER_ASSISTANT_STORE__KIND=http ...); `tree` is the code that ingests."""
     from tests.servers import peak_rss_bytes
 
     log_path = data_dir.parent / f"{data_dir.name}-ingest.log"
     cmd = [sys.executable, "-m", "benchmarks.scale", "--child-ingest", str(data_dir), str(corpus)]
     started = time.perf_counter()
     with log_path.open("wb") as err:
-        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=Path(__file__).resolve().parent.parent,
-                                 env={**os.environ, **(env or {})})
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=tree,
+                                 env={**_tree_env(tree), **(env or {})})
         if kill_at is not None:
             done = total = 0
             while child.poll() is None:
@@ -106,11 +120,13 @@ def ingest_in_child(data_dir: Path, corpus: Path, kill_at: float | None = None,
     return report
 
 
-def build(size: int, interrupt: bool, keep: bool) -> tuple[Settings, dict[str, Any]]:
-    """Ingest `size` synthetic abstracts into a fresh index (killed once and resumed with `interrupt`)."""
+def build(size: int, interrupt: bool, keep: bool, tree: Path = REPO,
+          label: str = "index") -> tuple[Settings, dict[str, Any]]:
+    """Ingest `size` synthetic abstracts into a fresh index (killed once and resumed with `interrupt`),
+    with the code in `tree`."""
     seeds, sentences = _seeds_and_sentences()
     corpus = write_synthetic_jsonl(_root() / f"abstracts-{size}.jsonl", size, seeds, sentences)
-    data_dir = _root() / f"index-{size}"
+    data_dir = _root() / f"{label}-{size}"
     settings = Settings(data_dir=data_dir)
     marker = data_dir / "built.json"
     if keep and marker.exists():
@@ -126,10 +142,24 @@ def build(size: int, interrupt: bool, keep: bool) -> tuple[Settings, dict[str, A
         info["interrupted"]["chunks_stored_at_kill"] = stored
         log(f"{size}: killed with {stored} chunks stored; ingest again")
     else:
-        log(f"{size}: ingest")
-    info["ingest"] = ingest_in_child(data_dir, corpus)
+        log(f"{size}: ingest ({label}, code in {tree})")
+    info["ingest"] = ingest_in_child(data_dir, corpus, tree=tree)
     marker.write_text(json.dumps(info))
     return settings, info
+
+
+def probe_in_child(data_dir: Path, tree: Path = REPO) -> dict[str, Any]:
+    """benchmarks/open_probe.py over `data_dir` in a fresh process running the code in `tree`."""
+    # Run by path, with the tree as the working directory (sys.path[0]), so `assistant` comes from the tree.
+    script = Path(__file__).with_name("open_probe.py")
+    args = [str(data_dir), str(QUESTIONS_FILE), str(PROBE_QUESTIONS)]
+    code = f"import runpy, sys; sys.argv = {[str(script), *args]!r}; runpy.run_path({str(script)!r}, run_name='__main__')"
+    cmd = [sys.executable, "-c", code]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, env=_tree_env(tree), timeout=3600,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"open probe failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 class _NameOnly:
@@ -156,7 +186,7 @@ def measure_retrieval(sizes: list[tuple[int, Settings]], queries: int) -> dict[i
     for size, settings in sizes:
         store = Store(settings, embedder)
         started = time.perf_counter()
-        retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder))
+        retriever = HybridRetriever(store, settings.retrieval, SentenceIndex(embedder, store.sentences))
         opened[size] = (store, retriever, time.perf_counter() - started)
         log(f"{size}: retriever opened in {opened[size][2]:.1f} s")
     variants = ("embed", "bare", "dense", "bm25", "hits", "retrieve", "retrieve_warm")
@@ -255,17 +285,91 @@ def measure_rates() -> dict[str, Any]:
     return rates
 
 
+def local_rate_in_child(tree: Path, corpus: Path, data_dir: Path) -> dict[str, Any]:
+    """`Store.ingest` of `corpus` with the packaged MiniLM, in a fresh process running the code in `tree`
+    (what a real ingest costs: chunks, plus whatever else that code embeds per paper)."""
+    code = ("import json; from pathlib import Path; from assistant.config import Settings; "
+            "from assistant.backends import MiniLMEmbedder; from assistant.corpus import load_corpus; "
+            "from assistant.store import Store; "
+            f"s = Settings(data_dir=Path({str(data_dir)!r})); e = MiniLMEmbedder(s.embed); e.embed(['warm up']); "
+            f"r = Store(s, e).ingest(load_corpus([Path({str(corpus)!r})])); "
+            "print(json.dumps({'papers': r.papers, 'chunks': r.chunks_added, 'seconds': r.seconds}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tree, env=_tree_env(tree),
+                          timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rate child failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got["papers_per_s"] = round(got["papers"] / got["seconds"], 2)
+    got["chunks_per_s"] = round(got["chunks"] / got["seconds"], 2)
+    return got
+
+
+def measure_local_rates(baseline: Path, papers: int = 2 * RATE_PAPERS) -> tuple[dict[str, Any], Row]:
+    """Real ingest rate with the packaged MiniLM, ours beside the baseline tree's, on the same abstracts."""
+    seeds, sentences = _seeds_and_sentences()
+    with tempfile.TemporaryDirectory(prefix="bench-local-rate-") as tmp:
+        corpus = write_synthetic_jsonl(Path(tmp) / "rate.jsonl", papers, seeds, sentences)
+        ours = local_rate_in_child(REPO, corpus, Path(tmp) / "ours")
+        base = local_rate_in_child(baseline, corpus, Path(tmp) / "baseline")
+    log(f"local ingest rate: ours {ours}, baseline {base}")
+    return {"ours": ours, "baseline": base}, Row(
+        "scale", f"ingest rate, packaged MiniLM, {papers} synthetic abstracts", ours["papers_per_s"], "papers/s",
+        "baseline code (no sentence vectors at ingest)", base["papers_per_s"],
+        note=f"chunks/s {ours['chunks_per_s']} vs {base['chunks_per_s']}")
+
+
+def measure_open(size: int, settings: Settings, info: dict[str, Any], baseline: Path | None,
+                 baseline_max: int) -> tuple[dict[str, Any], list[Row]]:
+    """Open time and first-question cost in fresh processes: after the ingest, again, and (with a baseline
+    tree, up to `baseline_max` abstracts) the baseline's code over an index it built itself."""
+    opened: dict[str, Any] = {"after_ingest": probe_in_child(settings.data_dir)}
+    opened["reopen"] = probe_in_child(settings.data_dir)
+    chunks = info["ingest"]["chunks_total"]
+    if baseline is not None and size <= baseline_max:
+        base_settings, base_info = build(size, interrupt=False, keep=True, tree=baseline, label="baseline")
+        opened["baseline_build"] = base_info
+        opened["baseline"] = probe_in_child(base_settings.data_dir, tree=baseline)
+    log(f"{size}: open {json.dumps(opened.get('reopen'))}")
+    where = f"{size} abstracts ({chunks} chunks)"
+    base = opened.get("baseline")
+    rows = []
+    for key, what in (("after_ingest", "index open right after ingest (BM25 built and saved)"),
+                      ("reopen", "index open (BM25 loaded, memory-mapped)")):
+        target, ok = "", None
+        if key == "reopen" and chunks >= 100_000:
+            target, ok = f"<= {OPEN_LIMIT_S:g} s", opened[key]["open_seconds"] <= OPEN_LIMIT_S
+        rows.append(Row("scale", f"{what}, {where}", opened[key]["open_seconds"], "s",
+                        "baseline code, same index size" if base else "", base["open_seconds"] if base else None,
+                        target, ok))
+    reopen = opened["reopen"]
+    for key, what in (("first_question_ms", "first question after open"),):
+        rows.append(Row("scale", f"{what}, {where}", reopen[key], "ms", "baseline code" if base else "",
+                        base[key] if base else None))
+    rows.append(Row("scale", f"retrieve, papers unseen (cold) p50, {where}", reopen["cold_ms"]["p50"], "ms",
+                    "baseline code" if base else "same question warm", (base or {}).get("cold_ms", {}).get("p50")
+                    if base else reopen["warm_ms"]["p50"]))
+    rows.append(Row("scale", f"texts embedded per cold question beyond the question, {where}",
+                    reopen["texts_per_question"], "texts", "baseline code" if base else "",
+                    base["texts_per_question"] if base else None, "= 0", reopen["texts_per_question"] == 0))
+    return opened, rows
+
+
 def run(sizes: tuple[int, ...] = SIZES, queries: int = 40, keep: bool = False, serve: bool = False,
-        rates: bool = True, http: bool = False) -> Result:
-    """Ingest memory and rate, resume, retrieval and open time at each size; embedder rates."""
+        rates: bool = True, http: bool = False, baseline: Path | None = None, baseline_max: int = 100_000) -> Result:
+    """Ingest memory and rate, resume, open time and first questions (beside a baseline tree's), retrieval at
+    each size; serve memory; embedder rates."""
     table_embedder = MiniLMEmbedder(Settings().embed)
     seeds, _ = _seeds_and_sentences()
     SentenceTable(seeds, table_embedder)  # cached once for the children
     built = [(size, *build(size, interrupt=size == max(sizes), keep=keep)) for size in sorted(sizes)]
     result = Result(details={"sizes": {}})
     gib = 2**30
+    for size, settings, info in built:
+        opened, rows = measure_open(size, settings, info, baseline, baseline_max)
+        result.details["sizes"].setdefault(size, {})["open"] = opened
+        result.rows.extend(rows)
     for size, _settings, info in built:
-        result.details["sizes"][size] = {"build": info}
+        result.details["sizes"][size]["build"] = info
         ingest = info["ingest"]
         peaks = [ingest["vm_hwm_bytes"]] + ([info["interrupted"]["vm_hwm_bytes"]] if "interrupted" in info else [])
         peak = max(peaks)
@@ -295,7 +399,7 @@ def run(sizes: tuple[int, ...] = SIZES, queries: int = 40, keep: bool = False, s
                     target, ok = f"<= {P50_RATIO_LIMIT:g}x", m["p50_ms"][name] <= P50_RATIO_LIMIT * base["p50_ms"][name]
                 result.rows.append(Row("scale", f"{what} p{q}, {where}", m[f"p{q}_ms"][name], "ms",
                                        f"same at {smallest} abstracts", base[f"p{q}_ms"][name], target, ok))
-        result.rows.append(Row("scale", f"index open (papers, chunks, BM25), {where}", m["open_seconds"], "s",
+        result.rows.append(Row("scale", f"index open in this process (BM25 loaded), {where}", m["open_seconds"], "s",
                                f"same at {smallest} abstracts", base["open_seconds"]))
     if http:
         size = max(sizes)
@@ -316,7 +420,11 @@ def run(sizes: tuple[int, ...] = SIZES, queries: int = 40, keep: bool = False, s
                 continue
             result.details["sizes"][size]["serve"] = s
             result.rows.append(Row("scale", f"serve peak RSS after one answer, {size} abstracts",
-                                   s["vm_hwm_bytes"] / gib, "GiB", note=f"ready in {s['ready_seconds']} s"))
+                                   s["vm_hwm_bytes"] / gib, "GiB", target="<= 3 GB",
+                                   ok=s["vm_hwm_bytes"] <= SERVE_LIMIT_BYTES, note=f"ready in {s['ready_seconds']} s"))
+    if baseline is not None:
+        result.details["local_rates"], row = measure_local_rates(baseline)
+        result.rows.append(row)
     if rates:
         r = measure_rates()
         result.details["rates"] = r

@@ -198,6 +198,7 @@ def test_kill_9_during_ingest_then_ingest_again_leaves_exactly_the_corpus(tmp_pa
     assert sorted(c.id for c in store.all_chunks()) == sorted(c.id for c in expected)
     assert sorted(p.id for p in store.all_papers()) == sorted({c.paper_id for c in expected})
     assert store.chunks.count() == len(expected) and store.papers.count() == 400
+    assert store.sentences.current(load_corpus([corpus])) == {c.paper_id for c in expected}  # sentence vectors too
 
 
 # --------------------------------------------------------------------------- markup is data in the API

@@ -121,12 +121,14 @@ def test_crashed_ingest_resumes_without_reembedding_what_is_stored(settings: Set
     assert 0 < stored_papers < 1500
     resumed = CountingEmbedder()
     report = Store(settings, resumed).ingest(papers)
-    # Each paper has one chunk; a paper's record is written after its chunks, so the resumed run
-    # embeds exactly the missing chunks and the titles of the papers without a record.
+    # Each paper has one chunk and three sentences; a paper's record is written after its chunks and
+    # its sentence vectors, so the resumed run embeds exactly the missing chunks and the title and
+    # sentences of the papers without a record.
     assert report.chunks_added == 1500 - stored_chunks
-    assert resumed.texts == (1500 - stored_chunks) + (1500 - stored_papers)
+    assert resumed.texts == (1500 - stored_chunks) + 4 * (1500 - stored_papers)
     assert sorted(c.id for c in store.all_chunks()) == sorted(c.id for c in chunk_corpus(papers, settings.chunking))
     assert store.papers.count() == 1500
+    assert store.sentences.current(papers) == {p.id for p in papers}
 
 
 def test_a_title_repeated_in_later_batches_keeps_its_last_version(settings: Settings,
@@ -217,3 +219,17 @@ def test_cli_ingest_reports_bad_lines_and_skips_them_with_skip_bad(tmp_path: Pat
     assert f"skipped {corpus}:2: not valid JSON" in done.stderr
     assert f"using collection {report['collection']}" in done.stderr
     assert "embedding chunks [" in done.stderr and "papers" in done.stderr
+
+
+def test_an_index_without_records_reuses_its_chunks_and_says_so(settings: Settings) -> None:
+    # An index built before paper records moved to <name>-records has chunks and no records there.
+    papers = make_papers(5)
+    store = Store(settings, HashEmbedder())
+    store.ingest(papers)
+    store._client.delete_collection(store.papers.name)
+    old = Store(settings, HashEmbedder())
+    assert old.is_empty() and "the next ingest writes them" in old.explain()
+    counting = CountingEmbedder()
+    report = Store(settings, counting).ingest(papers)
+    assert (report.chunks_added, report.papers) == (0, 5)
+    assert counting.texts == 4 * 5  # each paper's title and three sentences; no chunk embedded again

@@ -102,6 +102,34 @@ def test_seed_ingest_over_http_has_the_right_ids_and_counts(http_assistant: Assi
     assert {c.id for c in http_assistant.store.all_chunks()} == {c.id for c in chunks}
     assert {p.id for p in http_assistant.store.all_papers()} == {p.id for p in papers}
     assert set(http_assistant.papers) == {p.id for p in papers}
+    # Side files of a server's index live in the data dir: BM25 (saved at first open) and sentence vectors.
+    side = http_assistant.settings.data_dir / "server-side" / http_assistant.store.name
+    assert http_assistant.store.side_dir == side and (side / "bm25" / "marker.json").exists()
+    assert http_assistant.store.sentences.current(papers) == {p.id for p in papers}
+
+
+@pytest.mark.e2e
+def test_bm25_over_http_is_loaded_until_the_server_changes(chroma_server: Server, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.lexical import LexicalIndex
+    from assistant.retrieval import HybridRetriever
+    from assistant.sentences import SentenceIndex
+
+    where = {"kind": "http", "host": "127.0.0.1", "port": chroma_server.port, "collection_prefix": "bm25-http"}
+    settings = Settings(data_dir=tmp_path / "data", store=where)
+    store = Store(settings, HashEmbedder())
+    store.ingest(tiny_corpus())
+    HybridRetriever(store, settings.retrieval, SentenceIndex(store.embedder))  # builds and saves
+    built = LexicalIndex.build
+    monkeypatch.setattr(LexicalIndex, "build", lambda pages: pytest.fail("rebuilt an unchanged index"))
+    again = HybridRetriever(Store(settings, HashEmbedder()), settings.retrieval, SentenceIndex(store.embedder))
+    assert [n.node.metadata["title"] for n in again._sparse("speech", None)] == ["A paper on speech"]
+    monkeypatch.setattr(LexicalIndex, "build", built)
+    # Another client (another machine) writes to the server: the saved copy is stale and rebuilt.
+    other = Store(Settings(data_dir=tmp_path / "elsewhere", store=where), HashEmbedder())
+    other.ingest([make_paper("A paper on quokkas", "We count quokkas on an island.", "t:9")])
+    fresh = HybridRetriever(Store(settings, HashEmbedder()), settings.retrieval, SentenceIndex(store.embedder))
+    assert [n.node.metadata["title"] for n in fresh._sparse("quokkas", None)] == ["A paper on quokkas"]
 
 
 @pytest.mark.e2e
@@ -168,7 +196,8 @@ def test_store_reads_prunes_and_reingests_past_the_sqlite_variable_limit(tmp_pat
         vectors = np.zeros((len(rows), dim), dtype=np.float32)
         vectors[np.arange(len(rows)), [i % dim for i in rows]] = 1.0
         ids = [f"p{i}" for i in rows]
-        store.papers.add(ids=ids, embeddings=vectors, documents=[f"Abstract {i}." for i in rows],
+        store.papers.add(ids=ids, embeddings=np.zeros((len(rows), 1), dtype=np.float32),
+                         documents=[f"Abstract {i}." for i in rows],
                          metadatas=[{"title": f"Paper {i}", "abstract": f"Abstract {i}.", "content_hash": "h"}
                                     for i in rows])
         store.chunks.add(ids=[f"{pid}-0" for pid in ids], embeddings=vectors, documents=[f"Abstract {i}." for i in rows],
