@@ -49,7 +49,7 @@ class Assistant:
         self.embedder = embedder or make_embedder(settings.embed)
         self.store = Store(settings, self.embedder)
         self.sentences = SentenceIndex(self.embedder)
-        self.checker = SupportChecker(self.sentences)
+        self.checker = SupportChecker(self.sentences, settings.support)
         self._chat = chat_model
         self._chat_lock = threading.Lock()
         self._reload()
@@ -69,7 +69,7 @@ class Assistant:
     def _reload(self) -> None:
         self.retriever = HybridRetriever(self.store, self.settings.retrieval, self.sentences)
         self.papers: dict[str, Paper] = self.retriever.papers
-        self.lister = ListJudge(self.papers, self.sentences)
+        self.lister = ListJudge(self.papers, self.sentences, self.settings.support)
 
     @property
     def fingerprint(self) -> str:

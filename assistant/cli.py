@@ -168,7 +168,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from .server import check_exposure, serve
+    from .app import serve
+    from .runtime import check_exposure
 
     api_key = args.api_key or os.environ.get("PAPER_ASSISTANT_API_KEY") or None
     check_exposure(args.host, api_key)  # fail fast, before loading anything

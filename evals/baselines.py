@@ -6,7 +6,6 @@ the N-th source node; we map those back to papers the way a user of that engine 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from llama_index.core.llms.custom import CustomLLM
 
 from assistant.api import Assistant
 from assistant.backends import ChatModel
+from assistant.text import CITATION_MARK
 
 
 class ChatModelLLM(CustomLLM):
@@ -66,7 +66,7 @@ class CitationEngineBaseline:
         response = self.engine.query(question)
         total = (time.perf_counter() - started) * 1000
         sources = [node.node.metadata.get("paper_id") for node in response.source_nodes]
-        markers = [int(n) for n in re.findall(r"\[(\d+)\]", response.response or "")]
+        markers = [int(n) for n in CITATION_MARK.findall(response.response or "")]
         resolved = [sources[n - 1] for n in markers if 1 <= n <= len(sources)]
         return {
             "answer": response.response or "",

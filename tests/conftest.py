@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import BUNDLED_SEEDS, Settings
+from assistant.bundled import seed_paths
+from assistant.config import Settings
 
-SEED_FILE = next(BUNDLED_SEEDS.glob("*.txt"))
+SEED_FILE = next(p for p in seed_paths() if p.suffix == ".txt")
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,7 +1,7 @@
 """Helpers for the HTTP and UI tests: a real `paper-assistant serve` process, in-thread servers, a scripted model.
 
 The real server is started once per test session (both test_http and test_ui use it) and stopped
-at exit. In-thread servers run `create_app` over an Assistant with a scripted chat model, for the
+at exit. In-thread servers run `serve_app` over an Assistant with a scripted chat model, for the
 cases a real model cannot produce on demand (a stalled generation, a failure mid-stream).
 """
 
@@ -24,8 +24,11 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from assistant.api import Assistant
+from assistant.app import compose
 from assistant.backends import ChatPiece, Messages
 from assistant.config import Settings
+from assistant.runtime import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 900  # a fresh checkout indexes the seeds and joins the 1 GB model first
@@ -111,6 +114,13 @@ def shared_real_server(settings: Settings, log_dir: Path) -> ServerProcess:
         _SHARED[key] = server
         atexit.register(server.stop)
     return server
+
+
+def serve_app(assistant: Assistant, api_key: str | None = None, ui: bool = True) -> FastAPI:
+    """The app `serve` runs, over `assistant`: the model loaded first, the API, and (ui=True) the chat UI."""
+    runtime = Runtime(assistant, api_key=api_key)
+    runtime.load_model()
+    return compose(runtime, ui=ui)
 
 
 class ThreadServer:
