@@ -32,7 +32,7 @@ test: install chromium
 	$(BIN)/python -m pytest -ra
 
 lint: install
-	$(BIN)/ruff check assistant tests evals
+	$(BIN)/ruff check assistant tests evals benchmarks harness
 
 clean:
 	rm -rf $(VENV) .test-cache

@@ -20,8 +20,9 @@ from typing import Any
 
 from assistant import REFUSAL, Assistant
 from evals.metrics import has_all_needles, reads_as_refusal
+from harness.common import answerable_questions, percentile, seed_settings
 
-from .common import Result, Row, answerable_questions, log, percentile, seed_settings
+from .common import Result, Row, log
 
 ENGINE_TOP_K = 5  # as evals.baselines.CitationEngineBaseline
 

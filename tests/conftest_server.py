@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,17 +28,11 @@ from assistant.app import compose
 from assistant.backends import ChatPiece, Messages
 from assistant.config import Settings
 from assistant.runtime import Runtime
+from harness.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 900  # a fresh checkout indexes the seeds and joins the 1 GB model first
 ANSWER_TIMEOUT_S = 300  # one real-model answer on a busy 2-core machine
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

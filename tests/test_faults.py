@@ -19,9 +19,9 @@ from fastapi import FastAPI, Request
 
 from assistant.api import Assistant
 from assistant.config import Settings
-from tests.conftest_server import ThreadServer, free_port, serve_app, sse_events, write_jsonl
+from harness.servers import MODEL_ALIAS, free_port, running, start_chroma, start_llama_server
+from tests.conftest_server import ThreadServer, serve_app, sse_events, write_jsonl
 from tests.fakes import QueueChat
-from tests.servers import MODEL_ALIAS, running, start_chroma, start_llama_server
 
 PALOMA_Q = "How many distinct text domains does the Paloma benchmark use to measure language model fit?"
 PALOMA_TITLE = "Paloma: A Benchmark for Evaluating Language Model Fit"

@@ -21,13 +21,13 @@ from assistant.config import Settings
 from assistant.errors import BackendUnavailable
 from assistant.followup import CitedPaper, Turn, rewrite_followup
 from assistant.runtime import is_loopback
+from harness.servers import free_port
 from tests.conftest_server import (
     ANSWER_TIMEOUT_S,
     REPO,
     ScriptedChat,
     ServerProcess,
     ThreadServer,
-    free_port,
     serve_app,
     shared_real_server,
     slow_script,
