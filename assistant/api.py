@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .answering import REFUSAL, Prompts, clean_question, pack, shorten_question, stream_draft, translate
 from .backends import ChatModel, Embedder, make_chat_model, make_embedder
@@ -25,6 +26,9 @@ from .retrieval import HybridRetriever, SentenceIndex, anchored
 from .store import IngestReport, Store
 from .text import count_tokens, looks_english
 from .types import Answer, Citation, Draft, Paper, Passage
+
+if TYPE_CHECKING:
+    from llama_index.core import VectorStoreIndex
 
 
 @dataclass
@@ -75,6 +79,12 @@ class Assistant:
     def fingerprint(self) -> str:
         """The index fingerprint (embedder + chunking)."""
         return self.store.fingerprint
+
+    @property
+    def vector_index(self) -> VectorStoreIndex:
+        """The LlamaIndex index over the chunk vectors, for LlamaIndex query engines (the eval's and the
+        benchmark's CitationQueryEngine baseline run on the same index as the assistant)."""
+        return self.retriever.index
 
     @property
     def chat_model(self) -> ChatModel:

@@ -61,7 +61,7 @@ def run(count: int = 10) -> Result:
     warmup, measured = questions[0], questions[1:]
     assistant = Assistant.from_settings(seed_settings())
     llm = ChatModelLLM(assistant.chat_model, max_tokens=assistant.settings.llm.max_tokens)
-    engine = CitationQueryEngine.from_args(assistant.retriever.index, llm=llm, similarity_top_k=ENGINE_TOP_K,
+    engine = CitationQueryEngine.from_args(assistant.vector_index, llm=llm, similarity_top_k=ENGINE_TOP_K,
                                            streaming=True)
     sides = {"ours": lambda q: _ours(assistant, q), "engine": lambda q: _engine(engine, q)}
     runs: dict[str, dict[str, list[Any]]] = {name: {"ttft": [], "total": [], "hit": [], "refused": []} for name in sides}

@@ -57,8 +57,8 @@ class CitationEngineBaseline:
         from llama_index.core.query_engine import CitationQueryEngine
 
         llm = ChatModelLLM(assistant.chat_model, max_tokens=assistant.settings.llm.max_tokens)
-        retriever = assistant.retriever.index.as_retriever(similarity_top_k=top_k)
-        self.engine = CitationQueryEngine.from_args(assistant.retriever.index, llm=llm, retriever=retriever)
+        retriever = assistant.vector_index.as_retriever(similarity_top_k=top_k)
+        self.engine = CitationQueryEngine.from_args(assistant.vector_index, llm=llm, retriever=retriever)
 
     def ask(self, question: str) -> dict[str, Any]:
         """The engine's answer, its cited [N] markers resolved to paper ids, and timings."""

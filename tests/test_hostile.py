@@ -181,7 +181,7 @@ def test_kill_9_during_ingest_then_ingest_again_leaves_exactly_the_corpus(tmp_pa
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while b"embedding chunks [" not in log.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
+        while b"embedding chunks:" not in log.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
         os.kill(proc.pid, signal.SIGKILL)
