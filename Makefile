@@ -2,10 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export ORT_DISABLE_TELEMETRY := 1
-export HF_HUB_OFFLINE := 1
-export ANONYMIZED_TELEMETRY := False
-export GRADIO_ANALYTICS_ENABLED := False
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: install start test lint clean chromium
@@ -32,7 +28,7 @@ test: install chromium
 	$(BIN)/python -m pytest -ra
 
 lint: install
-	$(BIN)/ruff check assistant tests evals
+	$(BIN)/ruff check assistant tests evals benchmarks harness
 
 clean:
 	rm -rf $(VENV) .test-cache

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Offline by default: nothing may phone home or fetch weights at run time.
+# Offline by default: nothing may phone home or fetch weights at run time. The one place these are set:
+# every module of the package (and every server a test starts from it) runs after this.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")

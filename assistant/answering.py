@@ -1,6 +1,7 @@
 """Question + Passages -> a draft answer citing opaque passage keys, via the chat model.
 
-Prompts come from `prompts/` files whose variables are checked when loaded. Passages are packed
+Prompts come from the packaged prompt files (`prompts/` in the repository, read through
+`bundled`) whose variables are checked when loaded. Passages are packed
 within a token budget, each under a key ([1], [2], ...) that means something only inside this
 prompt; the grounding stage maps keys back to papers and drops any the model invented.
 Also validates questions. Does not check claims.
@@ -13,26 +14,25 @@ import string
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 from .backends import ChatModel, ChatPiece, Messages
-from .config import PROJECT_ROOT
+from .bundled import PROMPTS, folder
 from .errors import InputError
-from .text import count_tokens, encoding_for, split_sentences
+from .text import CITATION_MARK, count_tokens, encoding_for, split_sentences
 from .types import Passage
 
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
 # The one refusal phrase, shown whenever the assistant abstains. The model is never offered it: small
 # models take the exit even when the answer is in front of them, so abstaining is decided in code
 # (weak retrieval evidence, or no claim the cited abstracts support).
 REFUSAL = "The papers I have do not answer this question."
 
 
-def load_prompt(name: str, variables: set[str], folder: Path = PROMPTS_DIR) -> str:
-    """Read prompts/<name>.txt and check it uses exactly `variables`."""
-    path = folder / f"{name}.txt"
+def load_prompt(name: str, variables: set[str], where: Traversable | None = None) -> str:
+    """Read the prompt file <name>.txt (of the packaged prompts, or of `where`) and check it uses exactly `variables`."""
+    path = (where or folder(PROMPTS)) / f"{name}.txt"
     if not path.is_file():
-        raise InputError(f"prompt file {path} is missing; restore it from the repository")
+        raise InputError(f"prompt file {path} is missing; restore it from the repository and reinstall")
     text = path.read_text(encoding="utf-8")
     found = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
     if found != variables:
@@ -52,13 +52,13 @@ class Prompts:
     translate: str
 
     @classmethod
-    def load(cls, folder: Path = PROMPTS_DIR) -> Prompts:
-        """Load and check every answer prompt."""
+    def load(cls, where: Traversable | None = None) -> Prompts:
+        """Load and check every answer prompt (the packaged ones, or those in `where`)."""
         return cls(
-            system=load_prompt("answer_system", set(), folder),
-            user=load_prompt("answer_user", {"passages", "question"}, folder),
-            passage=load_prompt("passage", {"key", "title", "text"}, folder),
-            translate=load_prompt("translate_question", {"question"}, folder),
+            system=load_prompt("answer_system", set(), where),
+            user=load_prompt("answer_user", {"passages", "question"}, where),
+            passage=load_prompt("passage", {"key", "title", "text"}, where),
+            translate=load_prompt("translate_question", {"question"}, where),
         )
 
 
@@ -117,13 +117,10 @@ def pack(passages: list[Passage], budget_tokens: int) -> list[Passage]:
     return packed
 
 
-_KEY_LIKE = re.compile(r"\[(\d+)\]")
-
-
 def build_messages(prompts: Prompts, question: str, passages: list[Passage]) -> Messages:
     """Chat messages: a fixed system prompt (cached by the model), then passages and question."""
     blocks = [
-        prompts.passage.format(key=i, title=p.title, text=_KEY_LIKE.sub(r"(\1)", p.text)).strip()
+        prompts.passage.format(key=i, title=p.title, text=CITATION_MARK.sub(r"(\1)", p.text)).strip()
         for i, p in enumerate(passages, start=1)
     ]
     user = prompts.user.format(passages="\n\n".join(blocks), question=question)

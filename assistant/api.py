@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .answering import REFUSAL, Prompts, clean_question, pack, shorten_question, stream_draft, translate
 from .backends import ChatModel, Embedder, make_chat_model, make_embedder
@@ -26,6 +27,9 @@ from .sentences import SentenceIndex
 from .store import IngestReport, Store
 from .text import count_tokens, looks_english
 from .types import Answer, Citation, Draft, Passage
+
+if TYPE_CHECKING:
+    from llama_index.core import VectorStoreIndex
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Assistant:
         self.embedder = embedder or make_embedder(settings.embed)
         self.store = Store(settings, self.embedder)
         self.sentences = SentenceIndex(self.embedder, self.store.sentences)
-        self.checker = SupportChecker(self.sentences)
+        self.checker = SupportChecker(self.sentences, settings.support)
         self._chat = chat_model
         self._chat_lock = threading.Lock()
         self._reload()
@@ -70,12 +74,18 @@ class Assistant:
     def _reload(self) -> None:
         self.retriever = HybridRetriever(self.store, self.settings.retrieval, self.sentences)
         self.papers: PaperRecords = self.retriever.papers
-        self.lister = ListJudge(self.papers, self.sentences)
+        self.lister = ListJudge(self.papers, self.sentences, self.settings.support)
 
     @property
     def fingerprint(self) -> str:
         """The index fingerprint (embedder + chunking)."""
         return self.store.fingerprint
+
+    @property
+    def vector_index(self) -> VectorStoreIndex:
+        """The LlamaIndex index over the chunk vectors, for LlamaIndex query engines (the eval's and the
+        benchmark's CitationQueryEngine baseline run on the same index as the assistant)."""
+        return self.retriever.index
 
     @property
     def chat_model(self) -> ChatModel:

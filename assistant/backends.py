@@ -13,7 +13,6 @@ last, the token usage. Two exist: `LocalChat` runs the packaged GGUF in-process 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,9 +24,6 @@ from pydantic import SecretStr
 
 from .config import EmbedSettings, LLMSettings
 from .errors import BackendTimeout, BackendUnavailable, ModelError
-
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 EMBED_MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained sequence length

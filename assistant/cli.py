@@ -9,38 +9,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from .config import Settings
 from .errors import AssistantError, InputError
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 class ProgressBar:
-    """A one-line progress bar on stderr with count, rate and time left."""
+    """A progress bar on stderr (tqdm, as the eval's), fed by `(done, total)` callbacks."""
 
-    def __init__(self, label: str, unit: str = "") -> None:
-        self.label = label
-        self.unit = f" {unit}" if unit else ""
-        self.started = time.perf_counter()
+    def __init__(self, label: str, unit: str = "it") -> None:
+        self.label, self.unit = label, unit
+        self.bar: tqdm | None = None  # type: ignore[type-arg]
 
     def __call__(self, done: int, total: int) -> None:
-        elapsed = max(time.perf_counter() - self.started, 1e-6)
-        rate = done / elapsed
-        filled = int(30 * done / max(total, 1))
-        end = "\n" if done >= total else ""
-        eta = f", {_duration((total - done) / rate)} left" if 0 < done < total else ""
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}{self.unit} "
-                         f"{rate:.1f}/s{eta}{end}")
-        sys.stderr.flush()
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -104,16 +94,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .answering import clean_question
 
     clean_question(question)  # fail fast, before loading anything
-    assistant = Assistant.from_settings(settings, progress=ProgressBar("embedding chunks"))
-    if args.json:
-        print(json.dumps(assistant.ask(question, top_k=args.top_k).model_dump(), indent=2, ensure_ascii=False))
-        return 0
-    answer = None
-    for event in assistant.ask_stream(question, top_k=args.top_k):
-        if event.kind == "answer":
-            answer = event.answer
-    assert answer is not None
-    print(render_text(answer.model_dump()))
+    assistant = Assistant.from_settings(settings, progress=ProgressBar("embedding chunks", "papers"))
+    answer = assistant.ask(question, top_k=args.top_k).model_dump()
+    print(json.dumps(answer, indent=2, ensure_ascii=False) if args.json else render_text(answer))
     return 0
 
 
@@ -121,7 +104,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """A terminal chat: one question per line, answers streamed; Ctrl-D ends it."""
     from .api import Assistant
 
-    assistant = Assistant.from_settings(_settings(args), progress=ProgressBar("embedding chunks"))
+    assistant = Assistant.from_settings(_settings(args), progress=ProgressBar("embedding chunks", "papers"))
     print(f"paper-assistant: {len(assistant.papers)} papers indexed. Ask a question (Ctrl-D to quit).", file=sys.stderr)
     while True:
         try:
@@ -168,7 +151,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from .server import check_exposure, serve
+    from .app import serve
+    from .runtime import check_exposure
 
     api_key = args.api_key or os.environ.get("PAPER_ASSISTANT_API_KEY") or None
     check_exposure(args.host, api_key)  # fail fast, before loading anything

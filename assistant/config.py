@@ -13,8 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_SEEDS = PROJECT_ROOT / "seeds"
+from .bundled import seed_paths
 
 
 def _default_data_dir() -> Path:
@@ -25,8 +24,9 @@ class CorpusSettings(BaseModel):
     """Where the corpus comes from when nothing else is given."""
 
     seed_paths: list[Path] = Field(
-        default_factory=lambda: sorted(BUNDLED_SEEDS.glob("*.txt")) + sorted(BUNDLED_SEEDS.glob("*.jsonl")),
-        description="Corpus files ingested on first start (seed listing .txt or .jsonl of {title, abstract}).",
+        default_factory=seed_paths,
+        description="Corpus files ingested on first start (seed listing .txt or .jsonl of {title, abstract}); "
+        "default: the seed corpus that ships inside the package.",
     )
 
 
@@ -106,6 +106,19 @@ class RetrievalSettings(BaseModel):
     list_max_items: int = Field(4, ge=1, le=50, description="Papers a list answer shows at most.")
 
 
+class SupportSettings(BaseModel):
+    """How a claim's support by an abstract is scored (tuned on the dev split; see evals/README.md)."""
+
+    cosine_floor: float = Field(
+        0.35, ge=0.0, le=1.0, description="Sentence cosine that counts as no support (MiniLM cosines below about "
+        "0.35 are unrelated text); the same scale places abstracts in list answers."
+    )
+    cosine_span: float = Field(0.45, gt=0.0, description="Cosine above the floor that counts as full semantic support.")
+    embed_weight: float = Field(
+        0.55, ge=0.0, le=1.0, description="Share of the semantic (embedding) score in support; the rest is word overlap."
+    )
+
+
 class LLMSettings(BaseModel):
     """The chat model: the packaged local GGUF, or any OpenAI-compatible server."""
 
@@ -147,6 +160,19 @@ class ServeSettings(BaseModel):
     probe_timeout_s: float = Field(
         2.0, gt=0, description="How long /healthz waits for the chat server and the Chroma server to answer."
     )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest request body taken (bigger ones get 413); a question is at most "
+        "a few hundred tokens and 50 turns of history fit easily."
+    )
+    retry_after_initial_s: float = Field(
+        15.0, gt=0, description="How long one answer is assumed to take (admission to last byte) until one has "
+        "completed; Retry-After is this time divided by max_pending."
+    )
+    retry_after_smoothing: float = Field(
+        0.7, ge=0.0, lt=1.0, description="Weight of the previous typical answer time when a completed answer "
+        "updates it (a moving average)."
+    )
+    retry_after_max_s: int = Field(300, ge=1, description="Retry-After never says more than this many seconds.")
 
 
 class Settings(BaseSettings):
@@ -172,6 +198,7 @@ class Settings(BaseSettings):
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 

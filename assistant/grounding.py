@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .answering import REFUSAL
+from .config import SupportSettings
 from .corpus import clean_text
 from .sentences import SentenceIndex
 from .text import asks_for_number, content_words, named_terms, split_sentences
@@ -32,8 +33,6 @@ NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
 SUBJECT = re.compile(r"^\s*((?:\[[^\]]*\]\s*(?:,|;|and|&)?\s*)+)(?=[a-z])")
 WH_QUESTION = re.compile(r"(?:^|[.!?:]\s+)\W*(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 LABEL = re.compile(r"\b(?:Title|Abstract)\s*:\s*", re.IGNORECASE)
-COSINE_FLOOR, COSINE_SPAN = 0.35, 0.45  # MiniLM cosines below ~0.35 are unrelated text
-EMBED_WEIGHT = 0.55
 
 
 def _norm_number(token: str) -> str:
@@ -94,26 +93,34 @@ def proper_nouns(text: str) -> set[str]:
     return found
 
 
-def combine(best_cosine: float, lexical: float, missing: set[str]) -> float:
+def semantic_support(cosine: float, weights: SupportSettings) -> float:
+    """A sentence cosine scaled to [0, 1]: 0 at the floor (unrelated text), 1 a span above it."""
+    return min(max((cosine - weights.cosine_floor) / weights.cosine_span, 0.0), 1.0)
+
+
+def combine(best_cosine: float, lexical: float, missing: set[str], weights: SupportSettings | None = None) -> float:
     """Support in [0, 1] from the best sentence cosine and lexical overlap; zero if a fact is missing."""
     if missing:
         return 0.0
-    semantic = min(max((best_cosine - COSINE_FLOOR) / COSINE_SPAN, 0.0), 1.0)
-    return round(EMBED_WEIGHT * semantic + (1 - EMBED_WEIGHT) * lexical, 4)
+    weights = weights or SupportSettings()
+    return round(weights.embed_weight * semantic_support(best_cosine, weights)
+                 + (1 - weights.embed_weight) * lexical, 4)
 
 
 class SupportChecker:
     """Scores claims against abstracts, using the sentence vectors the retrieval stage caches."""
 
-    def __init__(self, sentences: SentenceIndex) -> None:
+    def __init__(self, sentences: SentenceIndex, weights: SupportSettings | None = None) -> None:
         self.sentences = sentences
+        self.weights = weights or SupportSettings()
 
     def score(self, claim: str, claim_vector: np.ndarray, paper: Paper, question: str = "") -> tuple[float, str]:
         """(support, best quote) of `claim` by `paper`'s abstract."""
         ev = self.sentences.evidence(paper)
         cosines = ev.vectors @ claim_vector
         best = int(np.argmax(cosines[1:]) + 1) if len(cosines) > 1 else 0
-        support = combine(float(cosines.max()), lexical_support(claim, ev.full_text), missing_facts(claim, ev.full_text, question))
+        support = combine(float(cosines.max()), lexical_support(claim, ev.full_text),
+                          missing_facts(claim, ev.full_text, question), self.weights)
         return support, ev.clean_sentences[best]
 
     def score_set(self, claim: str, claim_vector: np.ndarray, papers: list[Paper], question: str = "") -> float:

@@ -1,9 +1,10 @@
-"""LLM-judge grounding (ragas-style): claims -> one verdict per (claim, cited abstract) -> pure scoring.
+"""LLM-judge grounding: one verdict per (claim, cited abstracts), by the chat model, read as YES or NO.
 
-The model step (`judge_claims`) is apart from the arithmetic (`verdict_from_text`, `score_verdicts`),
-so the arithmetic is tested with tables and the judge runs on any configured backend: the local
-model or an OpenAI-compatible server. Slower than the embedding checker; used by the evals and
-selectable at answer time (`grounding_mode = "judge"`).
+Selectable at answer time (`grounding_mode = "judge"`): each claim the embedding checker accepts
+must also be accepted by the judge. The model step (`Judge.judge`) is apart from reading its reply
+(`verdict_from_text`, a pure function tested with a table in tests/test_grounding.py), so the judge
+runs on any configured backend: the local model or an OpenAI-compatible server. Slower than the
+embedding checker (one call per claim); the evals run the checker. Does not score claims itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .types import Paper
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judge's word on one claim against one abstract."""
+    """The judge's word on one claim against the abstracts it cites."""
 
     claim: str
     paper_id: str
@@ -31,14 +32,8 @@ def verdict_from_text(reply: str) -> bool | None:
     return None if match is None else match.group(1).lower() == "yes"
 
 
-def score_verdicts(verdicts: list[Verdict]) -> float | None:
-    """Share of decided verdicts that say supported; None when none was decided."""
-    decided = [v.supported for v in verdicts if v.supported is not None]
-    return sum(decided) / len(decided) if decided else None
-
-
 class Judge:
-    """Asks a chat model, claim by claim, whether the cited abstract supports it."""
+    """Asks a chat model, claim by claim, whether the cited abstracts support it."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
@@ -52,7 +47,3 @@ class Judge:
                                       abstract="\n\n".join(p.abstract for p in papers), claim=claim)
         reply = "".join(p.text for p in self.model.stream([{"role": "user", "content": prompt}], max_tokens=3))
         return Verdict(claim=claim, paper_id=",".join(p.id for p in papers), supported=verdict_from_text(reply))
-
-    def judge_claims(self, pairs: list[tuple[str, list[Paper]]]) -> list[Verdict]:
-        """Verdicts for (claim, cited abstracts) pairs, in order."""
-        return [self.judge(claim, papers) for claim, papers in pairs]

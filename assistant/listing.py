@@ -18,7 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .grounding import COSINE_FLOOR, COSINE_SPAN, tidy
+from .config import SupportSettings
+from .grounding import semantic_support, tidy
 from .sentences import SentenceIndex
 from .text import content_words
 from .types import ListItem, Paper, Passage
@@ -68,9 +69,10 @@ class ListJudge:
     kept when two pass), so a clear group of fitting papers is listed and the long tail is not.
     """
 
-    def __init__(self, papers: Mapping[str, Paper], sentences: SentenceIndex) -> None:
+    def __init__(self, papers: Mapping[str, Paper], sentences: SentenceIndex, weights: SupportSettings | None = None) -> None:
         self.papers = papers
         self.sentences = sentences
+        self.weights = weights or SupportSettings()
         self.unseen = math.log(len(papers) + 1) + 1
 
     @cached_property
@@ -93,7 +95,7 @@ class ListJudge:
         closest = float(np.sort(cosines)[-2:].mean())
         best = int(np.argmax(cosines[1:]) + 1) if len(cosines) > 1 else 0
         words = content_words(want)
-        semantic = min(max((closest - COSINE_FLOOR) / COSINE_SPAN, 0.0), 1.0)
+        semantic = semantic_support(closest, self.weights)
         fit = 0.3 * semantic + 0.55 * self._weighted(words, content_words(ev.full_text)) \
             + 0.15 * self._weighted(words, content_words(paper.title))
         return round(fit, 4), ev.clean_sentences[best]

@@ -40,12 +40,9 @@ def part_paths() -> list[Path]:
 
 
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
+    """Hex sha256 of a file."""
     with path.open("rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _marker(path: Path) -> Path:

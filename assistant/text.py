@@ -34,6 +34,10 @@ def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
     return len(encoding_for(encoding).encode(text, disallowed_special=()))
 
 
+# A citation marker as shown in an answer and offered in a prompt: "[3]". (The grounding stage reads
+# the looser forms a model writes, "[1, 2]" or "[source 1]", with its own parser.)
+CITATION_MARK = re.compile(r"\[(\d+)\]")
+
 _ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "vs.", "etc.", "cf.", "Fig.", "Eq.", "approx.", "resp.")
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 

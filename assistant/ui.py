@@ -1,10 +1,12 @@
-"""The Gradio chat UI over Assistant: streamed answers, a sources panel, follow-ups, paper filter, feedback.
+"""The Gradio chat UI over a Runtime: streamed answers, a sources panel, follow-ups, paper filter, feedback.
 
-`build_ui(runtime)` returns the Blocks; `mount_ui(app, runtime)` mounts them at `/` of the FastAPI
-app with the page's CSS and click script. Every piece of corpus, question and answer text is
-HTML-escaped, and markdown punctuation entity-encoded, before it reaches the page, so an abstract
-holding `<script>` or a markdown link shows as plain text. Thumbs up/down go to
-<data_dir>/feedback.jsonl. Does not answer questions (Assistant does) nor serve the API (server.py).
+`build_ui(runtime)` returns the Blocks; `mount_ui(app, runtime)` mounts them at `/` of an ASGI app
+with the page's CSS and click script. The HTML pieces are Jinja2 macros (templates/chat.html.j2)
+rendered with autoescape, and every value placed in them goes through `escape`: HTML-escaped,
+markdown punctuation entity-encoded, line breaks as <br>, so an abstract holding `<script>` or a
+markdown link shows as plain text. Thumbs up/down go to <data_dir>/feedback.jsonl. Answers go
+through the runtime like the API's (the same admission, follow-up rewriting and health record).
+Does not answer questions (Assistant does) nor serve the API (server.py).
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ import traceback
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from jinja2 import Environment, PackageLoader
+from jinja2.ext import Extension
+from markupsafe import Markup
 
+from .api import Assistant
 from .errors import AssistantError
-from .server import API_PREFIX, CitedPaper, Runtime, Turn, error_status, rewrite_followup, stream_events
+from .followup import CitedPaper, Turn, rewrite_followup
+from .runtime import Runtime
+from .text import CITATION_MARK
 from .types import Answer, Paper
-
-if TYPE_CHECKING:
-    from .api import Assistant
 
 FEEDBACK_FILE = "feedback.jsonl"
 EXAMPLE_QUESTIONS = (
@@ -44,8 +49,8 @@ SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "mon
 # Markdown punctuation as numeric entities: after html.escape nothing can open a tag, and with these
 # nothing can form a link, emphasis, code span or LaTeX either. '#', '&' and ';' stay: entities use them.
 _MD_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "[]()*_`\\{}$~|!"})
-_KEY = re.compile(r"\[(\d+)\]")
 _LINE_BREAK = re.compile(r"\r\n?|[\n\v\f\x85\u2028\u2029]")
+_TEMPLATE_BREAK = re.compile(r"\n[ \t]*")
 
 
 def escape(text: str) -> str:
@@ -57,9 +62,26 @@ def escape(text: str) -> str:
     return _LINE_BREAK.sub("<br>", html.escape(text, quote=True).translate(_MD_ENTITIES))
 
 
-def _block(css_class: str, inner: str) -> str:
-    # One line, starting with <div: markdown treats it as a raw HTML block and parses nothing inside.
-    return f'<div class="{css_class}">{inner}</div>'
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: pieces already rendered pass, anything else is escaped."""
+    return value if isinstance(value, Markup) else Markup(escape(str(value)))
+
+
+class _OneLine(Extension):
+    """The template's newlines and indentation are layout only, removed before it is compiled: each
+    piece must be one line, or markdown would end its HTML block (escaped values hold no newline)."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return _TEMPLATE_BREAK.sub("", source)
+
+
+_PIECES = Environment(loader=PackageLoader("assistant", "templates"), autoescape=True, finalize=_finalize,
+                      extensions=[_OneLine]).get_template("chat.html.j2").module
+
+
+def _render(piece: str, *args: Any) -> str:
+    """One HTML piece, rendered by its macro."""
+    return str(getattr(_PIECES, piece)(*args))
 
 
 # --------------------------------------------------------------------------- chat messages
@@ -67,83 +89,37 @@ def _block(css_class: str, inner: str) -> str:
 
 def user_message(question: str) -> Message:
     """The user's question as a chat message."""
-    return {"role": "user", "content": _block("pa-q", escape(question))}
-
-
-def _rewrite_note(question: str, standalone: str) -> str:
-    if standalone == question.strip():
-        return ""
-    return f'<div class="pa-note">Searched as: “{escape(standalone)}”</div>'
+    return {"role": "user", "content": _render("user_message", question)}
 
 
 def pending_message(question: str, standalone: str) -> Message:
     """The assistant's placeholder while retrieving and waiting for the model."""
-    inner = _rewrite_note(question, standalone) + '<span class="pa-wait">Searching the papers…</span>'
-    return {"role": "assistant", "content": _block("pa-answer pa-streaming", inner)}
+    return {"role": "assistant", "content": _render("pending", question, standalone)}
 
 
 def streaming_message(question: str, standalone: str, text: str) -> Message:
     """The assistant's message while tokens arrive."""
-    inner = _rewrite_note(question, standalone) + escape(text) + '<span class="pa-cursor">▍</span>'
-    return {"role": "assistant", "content": _block("pa-answer pa-streaming", inner)}
+    return {"role": "assistant", "content": _render("streaming", question, standalone, text)}
 
 
-def link_citations(text: str, turn: int, keys: set[str]) -> str:
-    """Escaped answer text whose [n] markers are links to the sources panel entries of this turn."""
-    out: list[str] = []
+def _segments(text: str) -> list[tuple[str, str]]:
+    """(text, citation key or "") pieces of an answer, in order."""
+    out: list[tuple[str, str]] = []
     last = 0
-    for match in _KEY.finditer(text):
-        out.append(escape(text[last : match.start()]))
-        key = match.group(1)
-        if key in keys:
-            out.append(f'<a class="pa-cite" href="#pa-src-{turn}-{key}" title="Show source {key}">&#91;{key}&#93;</a>')
-        else:
-            out.append(escape(match.group(0)))
+    for match in CITATION_MARK.finditer(text):
+        out.append((text[last : match.start()], match.group(1)))
         last = match.end()
-    out.append(escape(text[last:]))
-    return "".join(out)
+    out.append((text[last:], ""))
+    return out
 
 
 def answer_message(question: str, standalone: str, answer: Answer, turn: int, drop_unsupported: bool) -> Message:
-    """The final assistant message: answer text with citation links and a note on unsupported claims."""
-    keys = {c.key for c in answer.citations}
-    note = _rewrite_note(question, answer.question_used or standalone)
-    if answer.question_truncated:
-        note += '<div class="pa-note">Your message was long: answered from its end.</div>'
-    if answer.kind == "list" and answer.items:
-        return {"role": "assistant", "content": _block("pa-answer", note + list_html(answer, turn))}
-    body = link_citations(answer.answer, turn, keys)
-    inner = note + f'<div class="pa-text">{body}</div>'
-    if answer.citations:
-        refs = "".join(
-            f'<div><a class="pa-cite" href="#pa-src-{turn}-{escape(c.key)}">&#91;{escape(c.key)}&#93;</a> '
-            f"{escape(c.title)}</div>"
-            for c in answer.citations
-        )
-        inner += f'<div class="pa-refs">{refs}</div>'
-    if answer.abstained:
-        inner += '<div class="pa-note">No cited answer; the retrieved papers are listed under Sources.</div>'
-    unsupported = [c for c in answer.claims if not c.supported]
-    if unsupported and not answer.abstained:
-        what = "left out of this answer" if drop_unsupported else "marked in Sources"
-        n = len(unsupported)
-        inner += (f'<div class="pa-warn">⚠ {n} claim{"s" if n > 1 else ""} not supported by the cited '
-                  f'abstracts {"were" if n > 1 else "was"} {what}; see Sources.</div>')
-    return {"role": "assistant", "content": _block("pa-answer", inner)}
+    """The final assistant message: answer text with citation links (or the list) and a note on unsupported claims."""
+    html_ = _render("answer_message", question, standalone, answer, turn, _segments(answer.answer), drop_unsupported)
+    return {"role": "assistant", "content": html_}
 
 
-def list_html(answer: Answer, turn: int) -> str:
-    """A list answer: one paper per item, its key linked to Sources, its title, and the sentence that shows it fits."""
-    items = "".join(
-        f'<li><a class="pa-cite" href="#pa-src-{turn}-{escape(i.key)}">&#91;{escape(i.key)}&#93;</a> '
-        f'<span class="pa-title">{escape(i.title)}</span><div class="pa-quote">“{escape(i.quote)}”</div></li>'
-        for i in answer.items
-    )
-    n = len(answer.items)
-    return f'<div class="pa-text">{n} paper{"s" if n > 1 else ""} fit the question:</div><ol class="pa-list">{items}</ol>'
-
-
-_ERROR_WORDS = {  # by the API's error code, so the chat and the API classify failures alike
+_ERROR_WORDS = {  # by the error's code, so the chat and the API classify failures alike
     "invalid_request": "I can't take that question: {}",
     "server_busy": "Too many questions at once: {}.",
     "backend_timeout": "The language model server did not answer: {}",
@@ -156,81 +132,38 @@ _ERROR_WORDS = {  # by the API's error code, so the chat and the API classify fa
 def error_message(exc: BaseException) -> Message:
     """An error as a chat message, in words, without a traceback."""
     if isinstance(exc, AssistantError):
-        text = _ERROR_WORDS.get(error_status(exc)[1], "Something went wrong: {}").format(exc)
+        text = _ERROR_WORDS.get(exc.code, "Something went wrong: {}").format(exc)
     else:
         text = "Something went wrong while answering; the server log has the details. Try again."
-    return {"role": "assistant", "content": _block("pa-answer pa-error", "⚠ " + escape(text))}
+    return {"role": "assistant", "content": _render("error_message", text)}
 
 
 # --------------------------------------------------------------------------- sources panel
 
-EMPTY_SOURCES = _block(
-    "pa-sources pa-empty",
-    "<h3>Sources</h3><p>Ask a question: the papers an answer cites appear here, with the supporting "
-    "sentence highlighted in each abstract.</p>",
-)
+EMPTY_SOURCES = _render("empty_sources")
 
 
-def highlight(abstract: str, quote: str) -> str:
+def highlight(abstract: str, quote: str) -> Markup:
     """The escaped abstract with the supporting sentence marked (or the quote shown apart if not found)."""
     quote = quote.strip()
     at = abstract.find(quote) if quote else -1
     if at < 0:
-        shown = escape(abstract)
-        return shown + (f'<div class="pa-quote">Supporting sentence: <mark>{escape(quote)}</mark></div>' if quote else "")
+        return Markup(_render("highlight", abstract, quote, "", False))
     end = at + len(quote)
-    return f"{escape(abstract[:at])}<mark>{escape(abstract[at:end])}</mark>{escape(abstract[end:])}"
-
-
-_KEYWORD_MATCH = '<span class="pa-score">keyword match</span>'
-
-
-def _score(label: str, value: float) -> str:
-    return f'<span class="pa-score">{label} {value:.2f}</span>'
+    return Markup(_render("highlight", abstract[:at], abstract[at:end], abstract[end:], True))
 
 
 def turn_sources(turn: int, entry: dict[str, Any], papers: dict[str, Paper], drop_unsupported: bool, latest: bool) -> str:
     """The sources of one answered turn: cited papers, checked claims, and retrieved-but-uncited papers."""
     answer = Answer.model_validate(entry["answer"])
-    parts = [f'<summary><span class="pa-turn-no">Q{turn + 1}</span> {escape(entry["question"])}</summary>']
-    if answer.citations:
-        parts.append("<h4>Cited papers</h4>")
-        for c in answer.citations:
-            paper = papers.get(c.paper_id)
-            abstract = highlight(paper.raw_abstract, c.quote) if paper else escape(c.quote)
-            parts.append(
-                f'<div class="pa-source" id="pa-src-{turn}-{escape(c.key)}">'
-                f'<div class="pa-source-head"><span class="pa-key">&#91;{escape(c.key)}&#93;</span> '
-                f'<span class="pa-title">{escape(c.title)}</span> {_score("support", c.support)}</div>'
-                f'<div class="pa-abstract">{abstract}</div></div>'
-            )
-    if answer.claims:
-        items = []
-        for claim in answer.claims:
-            keys = "".join(f"&#91;{escape(k)}&#93;" for k in claim.citations)
-            if claim.supported:
-                items.append(f'<li class="pa-claim pa-supported"><span class="pa-flag">✓ supported</span> '
-                             f'{escape(claim.text)} {keys} {_score("support", claim.support)}</li>')
-            else:
-                fate = " (left out of the answer)" if drop_unsupported else ""
-                items.append(f'<li class="pa-claim pa-unsupported"><span class="pa-flag">✗ unsupported{fate}</span> '
-                             f'{escape(claim.text)} {_score("support", claim.support)}</li>')
-        parts.append(f'<h4>Claims checked</h4><ul class="pa-claims">{"".join(items)}</ul>')
-    cited = {c.paper_id for c in answer.citations}
-    uncited = [p for p in answer.passages if p.paper_id not in cited]
-    if uncited:
-        parts.append("<h4>Retrieved, not cited</h4>")
-        for p in uncited:
-            paper = papers.get(p.paper_id)
-            abstract = escape(paper.raw_abstract if paper else p.text)
-            parts.append(
-                f'<details class="pa-uncited"><summary><span class="pa-title">{escape(p.title)}</span> '
-                f'{_score("similarity", p.dense_score) if p.dense_score > 0 else _KEYWORD_MATCH}</summary>'
-                f'<div class="pa-abstract">{abstract}</div></details>'
-            )
-    if not answer.passages:
-        parts.append("<p>No paper matched this question.</p>")
-    return f'<details class="pa-turn" id="pa-turn-{turn}"{" open" if latest else ""}>{"".join(parts)}</details>'
+    cited = []
+    for c in answer.citations:
+        paper = papers.get(c.paper_id)
+        cited.append((c, highlight(paper.raw_abstract, c.quote) if paper else c.quote))
+    cited_ids = {c.paper_id for c in answer.citations}
+    uncited = [(p, papers[p.paper_id].raw_abstract if p.paper_id in papers else p.text)
+               for p in answer.passages if p.paper_id not in cited_ids]
+    return _render("turn_sources", turn, entry["question"], answer, cited, uncited, drop_unsupported, latest)
 
 
 def sources_html(turns: list[dict[str, Any]], papers: dict[str, Paper], drop_unsupported: bool) -> str:
@@ -239,8 +172,8 @@ def sources_html(turns: list[dict[str, Any]], papers: dict[str, Paper], drop_uns
     if not answered:
         return EMPTY_SOURCES
     latest = answered[-1][0]
-    sections = [turn_sources(i, t, papers, drop_unsupported, i == latest) for i, t in reversed(answered)]
-    return _block("pa-sources", "<h3>Sources</h3>" + "".join(sections))
+    sections = [Markup(turn_sources(i, t, papers, drop_unsupported, i == latest)) for i, t in reversed(answered)]
+    return _render("sources", sections)
 
 
 # --------------------------------------------------------------------------- conversation state
@@ -369,18 +302,18 @@ def _paper_choices(assistant: Assistant) -> list[tuple[str, str]]:
     return [(title, pid) for pid, title in assistant.papers.titles()]
 
 
-def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) -> gr.Blocks:
-    """The chat UI: conversation and question box on the left, sources panel on the right."""
+def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS, api_path: str | None = None) -> gr.Blocks:
+    """The chat UI: conversation and question box on the left, sources panel on the right; the intro
+    points at the HTTP API when one is served at `api_path`."""
     assistant = runtime.assistant
     drop_unsupported = assistant.settings.drop_unsupported_claims
     feedback = FeedbackLog(assistant.settings.data_dir / FEEDBACK_FILE)
 
     with gr.Blocks(title="Paper assistant", analytics_enabled=False) as demo:
         turns = gr.State([])
-        gr.Markdown(
-            f"### Paper assistant\nAsks the indexed abstracts ({len(assistant.papers)} papers) and cites the "
-            f"papers it used. The HTTP API is at `{API_PREFIX}` ([docs](/docs))."
-        )
+        api = f" The HTTP API is at `{api_path}` ([docs](/docs))." if api_path else ""
+        gr.Markdown(f"### Paper assistant\nAsks the indexed abstracts ({len(assistant.papers)} papers) and cites the "
+                    f"papers it used.{api}")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 chatbot = gr.Chatbot(
@@ -431,23 +364,20 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) ->
             chat += [user_message(text), pending_message(text, standalone)]
             yield chat, "", gr.skip(), state
             streamed = ""
-            admitted = False
             try:
-                runtime.admission.enter()  # the UI shares the API's bound on answers in flight
-                admitted = True
-                events = assistant.ask_stream(standalone, paper_ids=list(paper_ids or []) or None)
-                async for event in stream_events(events):
-                    if event.kind == "token":
-                        streamed += event.text
-                        chat[-1] = streaming_message(text, standalone, streamed)
-                        yield chat, gr.skip(), gr.skip(), gr.skip()
-                    elif event.answer is not None:
-                        runtime.record(answer=event.answer)
+                with runtime.admission.admitted() as ticket:  # the API's bound on answers in flight, and its clock
+                    events = runtime.answer_events(standalone, paper_ids=list(paper_ids or []) or None)
+                    async for event in events:
+                        if event.answer is None:
+                            streamed += event.text
+                            chat[-1] = streaming_message(text, standalone, streamed)
+                            yield chat, gr.skip(), gr.skip(), gr.skip()
+                            continue
+                        ticket.completed = True
                         state[turn] = {**state[turn], "answer": event.answer.model_dump(mode="json")}
                         chat[-1] = answer_message(text, standalone, event.answer, turn, drop_unsupported)
                         yield chat, gr.skip(), sources_html(state, assistant.papers, drop_unsupported), state
             except AssistantError as exc:
-                runtime.record(exc)
                 state[turn] = {**state[turn], "error": str(exc)}
                 chat[-1] = error_message(exc)
                 yield chat, gr.skip(), gr.skip(), state
@@ -456,9 +386,6 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS) ->
                 state[turn] = {**state[turn], "error": "internal error"}
                 chat[-1] = error_message(exc)
                 yield chat, gr.skip(), gr.skip(), state
-            finally:
-                if admitted:
-                    runtime.admission.leave()
 
         def stopped(chat: list[Message]) -> list[Message]:
             chat = list(chat or [])
@@ -504,7 +431,7 @@ def _message_text(message: Message) -> str:
     return ""
 
 
-def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
+def mount_ui(app: FastAPI, runtime: Runtime, api_path: str | None = None) -> FastAPI:
     """Mount the chat UI at `/` of `app`; with an API key, the UI asks for it as the password."""
     key = runtime.api_key
 
@@ -513,7 +440,7 @@ def mount_ui(app: FastAPI, runtime: Runtime) -> FastAPI:
 
     return gr.mount_gradio_app(
         app,
-        build_ui(runtime),
+        build_ui(runtime, api_path=api_path),
         path="/",
         css=CSS,
         theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS),

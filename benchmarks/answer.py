@@ -24,8 +24,9 @@ from typing import Any
 from assistant import REFUSAL, Assistant
 from assistant.backends import make_chat_model
 from evals.metrics import has_all_needles, reads_as_refusal
+from harness.common import answerable_questions, percentile, seed_settings
 
-from .common import Result, Row, answerable_questions, log, percentile, seed_settings
+from .common import Result, Row, log
 
 ENGINE_TOP_K = 5  # as evals.baselines.CitationEngineBaseline
 TODAY = {"llm": {"flash_attn": False, "n_batch": 512, "n_ubatch": 512, "warm_prompt": False}}
@@ -71,7 +72,7 @@ def run(count: int = 10) -> Result:
                       embedder=assistant.embedder)
     settings = assistant.settings
     llm = ChatModelLLM(make_chat_model(settings.llm, settings.model_cache_dir), max_tokens=settings.llm.max_tokens)
-    engine = CitationQueryEngine.from_args(assistant.retriever.index, llm=llm, similarity_top_k=ENGINE_TOP_K,
+    engine = CitationQueryEngine.from_args(assistant.vector_index, llm=llm, similarity_top_k=ENGINE_TOP_K,
                                            streaming=True)
     sides = {"ours": lambda q: _ours(assistant, q), "today": lambda q: _ours(today, q),
              "engine": lambda q: _engine(engine, q)}

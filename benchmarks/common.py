@@ -1,14 +1,13 @@
-"""What every benchmark shares: the result row, percentiles, caches, settings, eval questions, machine load.
+"""What every benchmark shares: the result row, machine load, logging and a stopwatch.
 
 A `Row` is one figure beside its baseline (measured in the same run) and their ratio; `target`
-says which ratio or absolute value counts as good. Caches (the joined model, the seed index,
-synthetic indexes) live under .test-cache/ like the tests' own, so runs after the first are quick.
+says which ratio or absolute value counts as good. Caches, settings, percentiles and eval
+questions come from harness/common.py, shared with the tests.
 Does not time anything itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,12 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from harness.common import REPO
 
-from assistant.config import PROJECT_ROOT, Settings
-
-REPO = PROJECT_ROOT
-QUESTIONS_FILE = REPO / "evals" / "data" / "questions.jsonl"
 ARTIFACT = REPO / "artifacts" / "benchmarks.json"
 
 
@@ -61,50 +56,6 @@ class Result:
 
     rows: list[Row] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def cache_root() -> Path:
-    """The cache shared with the tests (PAPER_ASSISTANT_TEST_CACHE, default .test-cache/)."""
-    root = Path(os.environ.get("PAPER_ASSISTANT_TEST_CACHE", REPO / ".test-cache"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def model_path() -> Path:
-    """The packaged model, joined and verified once (the same file the tests use)."""
-    from assistant.modelfile import ensure_model
-
-    return ensure_model(cache_root() / "models")
-
-
-def seed_settings() -> Settings:
-    """Default settings over the seed index the tests also use, with the packaged model."""
-    return Settings(data_dir=cache_root() / "seed-index", llm={"model_path": model_path()})
-
-
-def percentile(samples_s: list[float], q: float) -> float:
-    """The q-th percentile of durations in seconds, in milliseconds (linear interpolation)."""
-    return float(np.percentile(np.array(samples_s) * 1000.0, q))
-
-
-def load_questions() -> list[dict[str, Any]]:
-    """The eval question set (id, kind, question, gold_titles, must_contain, expect)."""
-    return [json.loads(line) for line in QUESTIONS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def answerable_questions(count: int) -> list[dict[str, Any]]:
-    """`count` answerable questions of the eval's dev split, alternating kinds so every kind appears."""
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for row in load_questions():
-        if row["expect"] == "answer" and row.get("split") == "dev":
-            by_kind.setdefault(row["kind"], []).append(row)
-    picked: list[dict[str, Any]] = []
-    queues = [list(rows) for _, rows in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))]
-    while len(picked) < count and any(queues):
-        for queue in queues:
-            if queue and len(picked) < count:
-                picked.append(queue.pop(0))
-    return picked
 
 
 def loadavg() -> list[float]:

@@ -14,35 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.backends import Embedder, MiniLMEmbedder
+from assistant.backends import MiniLMEmbedder
 from assistant.chunking import chunk_corpus
 from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.store import Store, embed_text
+from harness.common import TimedEmbedder
 
 from .common import Result, Row, log
 
 TARGET_RATIO = 0.8
-
-
-class TimedEmbedder:
-    """Wraps an embedder (keeping its name, so the index fingerprint is unchanged) and adds up the
-    texts embedded and the time spent inside `embed`."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self.seconds = 0.0
-        self.texts = 0
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        started = time.perf_counter()
-        try:
-            return self.inner.embed(texts)
-        finally:
-            self.seconds += time.perf_counter() - started
-            self.texts += len(texts)
 
 
 def run() -> Result:

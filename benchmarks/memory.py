@@ -21,9 +21,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import peak_rss_bytes, running, start_serve
+from harness.common import seed_settings
+from harness.servers import peak_rss_bytes, running, start_serve
 
-from .common import Result, Row, log, seed_settings
+from .common import Result, Row, log
 
 TARGET_BYTES = 3 * 2**30
 QUESTION = "What perplexity does the Kneser-Ney baseline reach on the billion-word benchmark?"

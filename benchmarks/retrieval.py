@@ -20,8 +20,9 @@ from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.retrieval import HybridRetriever, SentenceIndex
 from assistant.store import Store
+from harness.common import load_questions, percentile, seed_settings
 
-from .common import Result, Row, load_questions, log, percentile, seed_settings, stopwatch
+from .common import Result, Row, log, stopwatch
 from .synthetic import built_info, ensure_synthetic_index
 
 TARGET_P50_MS = 20.0

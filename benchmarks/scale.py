@@ -44,8 +44,9 @@ from assistant.config import Settings
 from assistant.corpus import load_corpus, make_paper
 from assistant.store import Store
 from assistant.text import split_sentences
+from harness.common import QUESTIONS_FILE, REPO, cache_root, load_questions, model_path
 
-from .common import QUESTIONS_FILE, REPO, Result, Row, cache_root, load_questions, log, model_path
+from .common import Result, Row, log
 from .synthetic import SentenceTable, SyntheticEmbedder, synthetic_row, write_synthetic_jsonl
 
 SIZES = (10_000, 100_000, 250_000)
@@ -71,7 +72,7 @@ def _seeds_and_sentences() -> tuple[list[Any], list[str]]:
 def _child_ingest(data_dir: Path, corpus: Path) -> None:
     """In the child: open the store as `ingest` does (MiniLM loaded), embed with the stand-in, report as JSON."""
     from assistant.cli import ProgressBar
-    from tests.servers import peak_rss_bytes
+    from harness.servers import peak_rss_bytes
 
     settings = Settings(data_dir=data_dir)
     real = MiniLMEmbedder(settings.embed)
@@ -91,7 +92,7 @@ def ingest_in_child(data_dir: Path, corpus: Path, kill_at: float | None = None,
                     env: dict[str, str] | None = None, tree: Path = REPO) -> dict[str, Any]:
     """Run one ingest in a child process; with `kill_at`, SIGKILL it once that share of papers is written.
     `env` adds settings (PAPER_ASSISTANT_STORE__KIND=http ...); `tree` is the code that ingests."""
-    from tests.servers import peak_rss_bytes
+    from harness.servers import peak_rss_bytes
 
     log_path = data_dir.parent / f"{data_dir.name}-ingest.log"
     cmd = [sys.executable, "-m", "benchmarks.scale", "--child-ingest", str(data_dir), str(corpus)]
@@ -176,8 +177,9 @@ def measure_retrieval(sizes: list[tuple[int, Settings]], queries: int) -> dict[i
     """p50/p95 and open time at each size. Every index is opened first, then each question is timed
     on every size in turn, so a change of machine load during the run hits all sizes alike."""
     from assistant.retrieval import HybridRetriever, SentenceIndex
+    from harness.common import percentile
 
-    from .common import percentile, stopwatch
+    from .common import stopwatch
     from .retrieval import WARMUP
 
     embedder = MiniLMEmbedder(Settings().embed)
@@ -225,7 +227,7 @@ def measure_http_ingest(size: int) -> dict[str, Any]:
 
     With the embedded store the HNSW indexes being written live in the ingest process and grow
     with it; with a Chroma server they live there, and the ingest process stays flat."""
-    from tests.servers import peak_rss_bytes, running, start_chroma
+    from harness.servers import peak_rss_bytes, running, start_chroma
 
     seeds, sentences = _seeds_and_sentences()
     corpus = write_synthetic_jsonl(_root() / f"abstracts-{size}.jsonl", size, seeds, sentences)
@@ -244,7 +246,7 @@ def measure_serve(settings: Settings) -> dict[str, Any]:
     """Peak RSS of `serve` over an index after one answer (the packaged model answering)."""
     import httpx
 
-    from tests.servers import peak_rss_bytes, running, start_serve
+    from harness.servers import peak_rss_bytes, running, start_serve
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-serve-") as tmp:
         started = time.perf_counter()
@@ -259,8 +261,8 @@ def measure_serve(settings: Settings) -> dict[str, Any]:
 
 def measure_rates() -> dict[str, Any]:
     """Real ingest throughput (chunks/s) on the same synthetic abstracts: packaged MiniLM vs an embeddings server."""
-    from tests.embed_server import start_embedding_server
-    from tests.servers import running
+    from harness.embed_server import start_embedding_server
+    from harness.servers import running
 
     seeds, sentences = _seeds_and_sentences()
     papers = [make_paper(*synthetic_row(i, seeds, sentences), f"rate:{i}") for i in range(RATE_PAPERS)]

@@ -26,8 +26,9 @@ from assistant.corpus import load_corpus, make_paper
 from assistant.store import Store
 from assistant.text import split_sentences
 from assistant.types import Paper
+from harness.common import cache_root
 
-from .common import cache_root, log
+from .common import log
 
 VARIANT = re.compile(r" \(variant \d+\)$")
 TITLE_WEIGHT = 0.35  # embed_text puts the title before the chunk; the title pulls the vector towards it

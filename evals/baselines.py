@@ -8,7 +8,6 @@ map those back to papers the way a user of that engine would.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from llama_index.core.llms.custom import CustomLLM
 
 from assistant.api import Assistant
 from assistant.backends import ChatModel, make_chat_model
+from assistant.text import CITATION_MARK
 
 
 class ChatModelLLM(CustomLLM):
@@ -60,8 +60,8 @@ class CitationEngineBaseline:
 
         settings = assistant.settings
         llm = ChatModelLLM(make_chat_model(settings.llm, settings.model_cache_dir), max_tokens=settings.llm.max_tokens)
-        retriever = assistant.retriever.index.as_retriever(similarity_top_k=top_k)
-        self.engine = CitationQueryEngine.from_args(assistant.retriever.index, llm=llm, retriever=retriever)
+        retriever = assistant.vector_index.as_retriever(similarity_top_k=top_k)
+        self.engine = CitationQueryEngine.from_args(assistant.vector_index, llm=llm, retriever=retriever)
 
     def ask(self, question: str) -> dict[str, Any]:
         """The engine's answer, its cited [N] markers resolved to paper ids, and timings."""
@@ -69,7 +69,7 @@ class CitationEngineBaseline:
         response = self.engine.query(question)
         total = (time.perf_counter() - started) * 1000
         sources = [node.node.metadata.get("paper_id") for node in response.source_nodes]
-        markers = [int(n) for n in re.findall(r"\[(\d+)\]", response.response or "")]
+        markers = [int(n) for n in CITATION_MARK.findall(response.response or "")]
         resolved = [sources[n - 1] for n in markers if 1 <= n <= len(sources)]
         return {
             "answer": response.response or "",

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from assistant.text import CITATION_MARK
+
 
 def hit_at_k(ranked: Sequence[str], gold: set[str], k: int) -> float:
     """1.0 if any gold id is in the top k, else 0.0."""
@@ -201,4 +203,4 @@ def ends_mid_sentence(text: str) -> bool:
 
 def has_number(text: str) -> bool:
     """True when the text holds a figure (digits, outside citation markers)."""
-    return re.search(r"\d", re.sub(r"\[\d+\]", "", text)) is not None
+    return re.search(r"\d", CITATION_MARK.sub("", text)) is not None

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from assistant.answering import REFUSAL
+from assistant.answering import REFUSAL, Prompts
 from assistant.api import Assistant
 from assistant.config import Settings
 from assistant.errors import InputError
@@ -133,7 +133,7 @@ def run(
     log(f"eval: {len(questions)} questions ({', '.join(splits)}), baselines: {', '.join(baselines) or 'none'}")
     systems = build_systems(assistant, baselines, before)
     rows: dict[str, list[dict[str, Any]]] = {s.name: [] for s in systems}
-    system_prompt = assistant.prompts.system
+    system_prompt = Prompts.load().system  # the prompt the assistant answers with; a leak of it is counted
     for q in tqdm(questions, desc="eval", unit="q", disable=not progress, file=sys.stderr):
         for system in systems:
             outcome = _ask(system, q.question)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from assistant.config import BUNDLED_SEEDS, Settings
+from assistant.bundled import seed_paths
+from assistant.config import Settings
+from harness.common import cache_root
 
-SEED_FILE = next(BUNDLED_SEEDS.glob("*.txt"))
+SEED_FILE = next(p for p in seed_paths() if p.suffix == ".txt")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def shared_cache() -> Path:
-    """Model and index caches reused across test runs (the joined GGUF is 1 GB)."""
-    root = Path(os.environ.get("PAPER_ASSISTANT_TEST_CACHE", REPO / ".test-cache"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 @pytest.fixture
@@ -31,13 +25,13 @@ def model_path() -> Path:
     """The real packaged model, joined and verified once."""
     from assistant.modelfile import ensure_model
 
-    return ensure_model(shared_cache() / "models")
+    return ensure_model(cache_root() / "models")
 
 
 @pytest.fixture(scope="session")
 def seed_settings(model_path: Path) -> Settings:
     """Settings over a real Chroma index of the bundled seeds, kept between runs (ingest is incremental)."""
-    return Settings(data_dir=shared_cache() / "seed-index", llm={"model_path": model_path})
+    return Settings(data_dir=cache_root() / "seed-index", llm={"model_path": model_path})
 
 
 @pytest.fixture(scope="session")

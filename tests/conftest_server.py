@@ -1,7 +1,7 @@
 """Helpers for the HTTP and UI tests: a real `paper-assistant serve` process, in-thread servers, a scripted model.
 
 The real server is started once per test session (both test_http and test_ui use it) and stopped
-at exit. In-thread servers run `create_app` over an Assistant with a scripted chat model, for the
+at exit. In-thread servers run `serve_app` over an Assistant with a scripted chat model, for the
 cases a real model cannot produce on demand (a stalled generation, a failure mid-stream).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,19 +23,16 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from assistant.api import Assistant
+from assistant.app import compose
 from assistant.backends import ChatPiece, Messages
 from assistant.config import Settings
+from assistant.runtime import Runtime
+from harness.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 900  # a fresh checkout indexes the seeds and joins the 1 GB model first
 ANSWER_TIMEOUT_S = 300  # one real-model answer on a busy 2-core machine
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -111,6 +107,13 @@ def shared_real_server(settings: Settings, log_dir: Path) -> ServerProcess:
         _SHARED[key] = server
         atexit.register(server.stop)
     return server
+
+
+def serve_app(assistant: Assistant, api_key: str | None = None, ui: bool = True) -> FastAPI:
+    """The app `serve` runs, over `assistant`: the model loaded first, the API, and (ui=True) the chat UI."""
+    runtime = Runtime(assistant, api_key=api_key)
+    runtime.load_model()
+    return compose(runtime, ui=ui)
 
 
 class ThreadServer:

@@ -23,11 +23,10 @@ from assistant.backends import MiniLMEmbedder, OpenAIEmbedder, make_embedder
 from assistant.config import Settings
 from assistant.errors import BackendUnavailable
 from assistant.store import Store
+from harness.embed_server import EMBED_ALIAS, start_embedding_server
+from harness.servers import Server, free_port, running
 from tests.conftest import REPO
-from tests.conftest_server import free_port
-from tests.embed_server import EMBED_ALIAS, start_embedding_server
 from tests.fakes import QueueChat
-from tests.servers import Server, running
 
 CORPUS = [
     {"title": "Sparse Routing for Speech Recognition",

@@ -19,10 +19,9 @@ from fastapi import FastAPI, Request
 
 from assistant.api import Assistant
 from assistant.config import Settings
-from assistant.server import create_app
-from tests.conftest_server import ThreadServer, free_port, sse_events, write_jsonl
+from harness.servers import MODEL_ALIAS, free_port, running, start_chroma, start_llama_server
+from tests.conftest_server import ThreadServer, serve_app, sse_events, write_jsonl
 from tests.fakes import QueueChat
-from tests.servers import MODEL_ALIAS, running, start_chroma, start_llama_server
 
 PALOMA_Q = "How many distinct text domains does the Paloma benchmark use to measure language model fit?"
 PALOMA_TITLE = "Paloma: A Benchmark for Evaluating Language Model Fit"
@@ -52,7 +51,7 @@ def test_chat_server_killed_mid_answer_then_back(seed_settings: Settings, seed_a
     llama = start_llama_server(seed_settings.llm.model_path, tmp_path / "logs", port=port)
     settings = openai_settings(seed_settings, f"http://127.0.0.1:{port}/v1", max_retries=0)
     assistant = Assistant(settings, embedder=seed_assistant.embedder)
-    with running(llama), ThreadServer(create_app(assistant, ui=False)) as server:
+    with running(llama), ThreadServer(serve_app(assistant, ui=False)) as server:
         assert health(server.url)[0] == 200
         events: list[tuple[str, dict[str, object]]] = []
         with httpx.stream("POST", server.url + "/v1/answer/stream", json={"question": PALOMA_Q},
@@ -112,7 +111,7 @@ def test_stalled_chat_server_is_504_after_bounded_retries(seed_settings: Setting
     with ThreadServer(stalled.app) as backend:  # type: ignore[arg-type]
         settings = openai_settings(seed_settings, backend.url + "/v1", timeout_s=1.0, max_retries=2)
         assistant = Assistant(settings, embedder=seed_assistant.embedder)
-        with ThreadServer(create_app(assistant, ui=False)) as server:
+        with ThreadServer(serve_app(assistant, ui=False)) as server:
             response = httpx.post(server.url + "/v1/answer", json={"question": PALOMA_Q}, timeout=TIMEOUT_S)
             assert response.status_code == 504, response.text
             body = response.json()
@@ -133,7 +132,7 @@ def test_chat_server_down_is_503_and_health_says_so(seed_settings: Settings, see
     base_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens here
     settings = openai_settings(seed_settings, base_url, timeout_s=5.0, max_retries=1)
     assistant = Assistant(settings, embedder=seed_assistant.embedder)
-    with ThreadServer(create_app(assistant, ui=False)) as server:
+    with ThreadServer(serve_app(assistant, ui=False)) as server:
         status, report = health(server.url)  # seen before anyone asks
         assert status == 503 and report["status"] == "degraded" and report["model_ready"] is False
         assert base_url in str(report["model_error"]) and "PAPER_ASSISTANT_LLM__BASE_URL" in str(report["model_error"])
@@ -167,7 +166,7 @@ def test_chroma_server_down_then_back(seed_assistant: Assistant, tiny_corpus_fil
     question = {"question": "By how much do graph transformers improve node classification accuracy?"}
     with running(chroma):
         assistant.ingest([tiny_corpus_file])
-        with ThreadServer(create_app(assistant, ui=False)) as server:
+        with ThreadServer(serve_app(assistant, ui=False)) as server:
             first = httpx.post(server.url + "/v1/answer", json=question, timeout=TIMEOUT_S)
             assert first.status_code == 200 and not first.json()["abstained"], first.text
 

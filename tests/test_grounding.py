@@ -18,6 +18,7 @@ from assistant.grounding import (
     split_claims,
     strip_keys,
 )
+from assistant.judging import verdict_from_text
 from assistant.retrieval import SentenceIndex
 from assistant.types import Answer, Draft, Passage
 from tests.fakes import HashEmbedder
@@ -116,6 +117,15 @@ def test_split_claims_attaches_leading_markers_to_previous_sentence() -> None:
 )
 def test_missing_facts(claim: str, evidence: str, missing: set[str]) -> None:
     assert missing_facts(claim, evidence) == missing
+
+
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [("YES", True), ("no.", False), ("Yes, it does.", True), ("No - the abstract says 12.", False),
+     ("Maybe", None), ("", None), ("Nope, yes", True), ("yesterday no", False)],
+)
+def test_a_judge_reply_is_read_for_its_first_yes_or_no(reply: str, verdict: bool | None) -> None:
+    assert verdict_from_text(reply) is verdict
 
 
 def test_combine_is_zero_with_a_missing_fact_and_bounded() -> None:

@@ -25,10 +25,9 @@ from assistant.corpus import load_corpus, make_paper, parse_jsonl, parse_listing
 from assistant.errors import CorpusError
 from assistant.grounding import SupportChecker, ground, split_claims
 from assistant.retrieval import SentenceIndex
-from assistant.server import MAX_BODY_BYTES, create_app
 from assistant.text import count_tokens
 from assistant.types import Draft, Passage
-from tests.conftest_server import ScriptedChat, ThreadServer
+from tests.conftest_server import ScriptedChat, ThreadServer, serve_app
 from tests.fakes import HashEmbedder
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
@@ -104,7 +103,7 @@ def test_citation_resolver_only_ever_cites_packed_papers(draft: str) -> None:
 def api(seed_assistant: Assistant, seed_settings: Settings) -> Iterator[str]:
     chat = ScriptedChat(default=["The Paloma benchmark measures fit on 585 text domains [1]."])
     assistant = Assistant(seed_settings, chat_model=chat, embedder=seed_assistant.embedder)
-    with ThreadServer(create_app(assistant, ui=False)) as server:
+    with ThreadServer(serve_app(assistant, ui=False)) as server:
         yield server.url
 
 
@@ -129,7 +128,8 @@ def test_odd_questions_get_a_clear_4xx_or_a_normal_answer(api: str, question: st
             assert set(response.json()) == {"error", "detail"} and "Traceback" not in response.text
 
 
-def test_body_over_the_limit_is_413(api: str) -> None:
+def test_body_over_the_limit_is_413(api: str, seed_settings: Settings) -> None:
+    MAX_BODY_BYTES = seed_settings.serve.max_body_bytes
     big = {"question": "What is Paloma?", "history": [{"role": "user", "content": "y" * MAX_BODY_BYTES}]}
     response = httpx.post(api + "/v1/answer", json=big, timeout=60)
     assert response.status_code == 413 and response.json()["error"] == "payload_too_large"
@@ -181,7 +181,7 @@ def test_kill_9_during_ingest_then_ingest_again_leaves_exactly_the_corpus(tmp_pa
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while b"embedding chunks [" not in log.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
+        while b"embedding chunks:" not in log.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
         os.kill(proc.pid, signal.SIGKILL)
@@ -215,7 +215,7 @@ def test_markup_in_abstracts_is_returned_as_plain_json(tmp_path: Path) -> None:
     corpus.write_text(json.dumps({"title": MARKUP_TITLE, "abstract": MARKUP_ABSTRACT}) + "\n", encoding="utf-8")
     assistant = Assistant(Settings(data_dir=data), chat_model=ScriptedChat(default=[MARKUP_ANSWER]))
     assistant.ingest([corpus])
-    with ThreadServer(create_app(assistant, ui=False)) as server:
+    with ThreadServer(serve_app(assistant, ui=False)) as server:
         listed = httpx.get(server.url + "/v1/papers", timeout=30)
         paper_id = listed.json()["items"][0]["id"]
         paper = httpx.get(f"{server.url}/v1/papers/{paper_id}", timeout=30)

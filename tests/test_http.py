@@ -19,14 +19,16 @@ import pytest
 from assistant.api import Assistant
 from assistant.config import Settings
 from assistant.errors import BackendUnavailable
-from assistant.server import CitedPaper, Turn, create_app, is_loopback, rewrite_followup
+from assistant.followup import CitedPaper, Turn, rewrite_followup
+from assistant.runtime import is_loopback
+from harness.servers import free_port
 from tests.conftest_server import (
     ANSWER_TIMEOUT_S,
     REPO,
     ScriptedChat,
     ServerProcess,
     ThreadServer,
-    free_port,
+    serve_app,
     shared_real_server,
     slow_script,
     sse_events,
@@ -48,7 +50,7 @@ def scripted(seed_assistant: Assistant, seed_settings: Settings) -> Iterator[tup
     """An in-thread API server over the seed index whose model plays scripts."""
     chat = ScriptedChat(default=list(SCRIPTED_ANSWER))
     assistant = Assistant(seed_settings, chat_model=chat, embedder=seed_assistant.embedder)
-    with ThreadServer(create_app(assistant, ui=False)) as server:
+    with ThreadServer(serve_app(assistant, ui=False)) as server:
         yield server.url, chat
 
 
@@ -254,7 +256,7 @@ def test_client_leaving_a_plain_answer_frees_the_model(scripted: tuple[str, Scri
 def test_api_key_guards_the_api_and_ui_but_not_health(seed_assistant: Assistant, seed_settings: Settings) -> None:
     assistant = Assistant(seed_settings, chat_model=ScriptedChat(default=list(SCRIPTED_ANSWER)),
                           embedder=seed_assistant.embedder)
-    with ThreadServer(create_app(assistant, api_key="s3cret-key")) as server:
+    with ThreadServer(serve_app(assistant, api_key="s3cret-key")) as server:
         # The UI asks for the key as its login password.
         assert httpx.get(server.url + "/config", timeout=10).status_code == 401
         with httpx.Client(base_url=server.url, timeout=10) as browser:
@@ -278,7 +280,7 @@ def test_api_key_guards_the_api_and_ui_but_not_health(seed_assistant: Assistant,
 def test_missing_model_is_503_with_the_reason(seed_assistant: Assistant, seed_settings: Settings, tmp_path: Path) -> None:
     settings = seed_settings.model_copy(update={"llm": seed_settings.llm.model_copy(
         update={"model_path": tmp_path / "missing.gguf"})})
-    with ThreadServer(create_app(Assistant(settings, embedder=seed_assistant.embedder), ui=False)) as server:
+    with ThreadServer(serve_app(Assistant(settings, embedder=seed_assistant.embedder), ui=False)) as server:
         health = httpx.get(server.url + "/healthz", timeout=10)
         assert health.status_code == 503
         assert health.json()["status"] == "degraded" and not health.json()["model_ready"]
@@ -294,7 +296,7 @@ def test_unreachable_backend_is_503_with_the_reason(seed_assistant: Assistant, s
     llm = seed_settings.llm.model_copy(update={"backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
                                                "timeout_s": 5.0})
     settings = seed_settings.model_copy(update={"llm": llm})
-    with ThreadServer(create_app(Assistant(settings, embedder=seed_assistant.embedder), ui=False)) as server:
+    with ThreadServer(serve_app(Assistant(settings, embedder=seed_assistant.embedder), ui=False)) as server:
         for path in ("/v1/answer", "/v1/answer/stream"):
             response = post(server.url, path, {"question": PALOMA_Q})
             assert response.status_code == 503, response.text

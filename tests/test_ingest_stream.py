@@ -218,7 +218,7 @@ def test_cli_ingest_reports_bad_lines_and_skips_them_with_skip_bad(tmp_path: Pat
     assert (report["papers"], report["bad_lines_skipped"], report["embedder"]) == (2, 1, "all-MiniLM-L6-v2-onnx-int8")
     assert f"skipped {corpus}:2: not valid JSON" in done.stderr
     assert f"using collection {report['collection']}" in done.stderr
-    assert "embedding chunks [" in done.stderr and "papers" in done.stderr
+    assert "embedding chunks: 100%" in done.stderr and "2/2" in done.stderr and "papers/s" in done.stderr
 
 
 def test_an_index_without_records_reuses_its_chunks_and_says_so(settings: Settings) -> None:

@@ -2,7 +2,8 @@
 answer queue holds 4. Every request either gets a complete answer or a deliberate 503 `server_busy`
 with Retry-After; /healthz and /v1/papers keep answering while the model is busy; the server log holds
 neither the API key nor the prompts. The figures (p50/p95, rejection rate, probe times) are written to
-.test-cache/reports/load.json; benchmarks/load.py compares them with one client alone.
+.test-cache/reports/load.json; benchmarks/load.py compares them with one client alone (both drive
+the server with harness/load.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 
 from assistant.answering import Prompts
 from assistant.api import Assistant
-from benchmarks.common import answerable_questions, cache_root
-from benchmarks.load import drive, start_load_server
-from tests.servers import running
+from harness.common import answerable_questions, cache_root
+from harness.load import drive, start_load_server
+from harness.servers import running
 
 CLIENTS = 50
 WINDOW_S = 90.0  # clients keep sending for this long; accepted answers are then waited for

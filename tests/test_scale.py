@@ -28,9 +28,9 @@ from assistant.errors import BackendUnavailable, StoreError
 from assistant.store import Store
 from assistant.text import count_tokens
 from assistant.types import Paper
-from benchmarks.ingest import TimedEmbedder
+from harness.common import TimedEmbedder
+from harness.servers import MODEL_ALIAS, Server, free_port, running, start_chroma, start_llama_server
 from tests.fakes import HashEmbedder, QueueChat
-from tests.servers import MODEL_ALIAS, Server, free_port, running, start_chroma, start_llama_server
 
 KN_QUESTION = "What perplexity does the Kneser-Ney baseline reach on the billion-word benchmark?"
 KN_TITLE = "One Billion Word Benchmark for Measuring Progress in Statistical Language Modeling"

@@ -18,8 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from assistant.api import Assistant
 from assistant.config import Settings
-from assistant.server import create_app
-from tests.conftest_server import ScriptedChat
+from tests.conftest_server import ScriptedChat, serve_app
 
 OPERATIONS = (
     ("POST", "/v1/answer"),
@@ -63,7 +62,7 @@ def valid_once_in_the_url(path: str, query: dict[str, Any] | None) -> bool:
 def api_schema(seed_assistant: Assistant, seed_settings: Settings) -> schemathesis.BaseSchema:
     chat = ScriptedChat(default=["The Paloma benchmark measures fit on 585 text domains [1]."])
     assistant = Assistant(seed_settings, chat_model=chat, embedder=seed_assistant.embedder)
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(assistant, api_key=API_KEY, ui=False))
+    return schemathesis.openapi.from_asgi("/openapi.json", serve_app(assistant, api_key=API_KEY, ui=False))
 
 
 def test_every_operation_is_covered(api_schema: schemathesis.BaseSchema) -> None:

@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from assistant.api import Assistant
 from assistant.config import Settings
 from assistant.errors import ModelError
-from assistant.server import create_app
 from assistant.ui import EXAMPLE_QUESTIONS, FEEDBACK_FILE, escape
 from tests.conftest_server import (
     ANSWER_TIMEOUT_S,
@@ -29,6 +28,7 @@ from tests.conftest_server import (
     ScriptedChat,
     ServerProcess,
     ThreadServer,
+    serve_app,
     shared_real_server,
     slow_script,
     write_jsonl,
@@ -77,7 +77,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Scripte
     chat = ScriptedChat(default=list(QUOKKA_ANSWER))
     assistant = Assistant(Settings(data_dir=data_dir), chat_model=chat)
     assistant.ingest([write_jsonl(data_dir / "toy.jsonl", TOY_CORPUS)])
-    with ThreadServer(create_app(assistant)) as server:
+    with ThreadServer(serve_app(assistant)) as server:
         yield server.url, chat, data_dir
 
 
@@ -285,7 +285,7 @@ def test_chat_says_when_the_server_is_full_and_recovers(page: Page, toy: tuple[s
     gate = threading.Event()
     chat = ScriptedChat(default=list(QUOKKA_ANSWER), scripts=[["Quokka ", gate, "graph retrieval [1]."]])
     assistant = Assistant(Settings(data_dir=data_dir, serve={"max_pending": 1}), chat_model=chat)
-    with ThreadServer(create_app(assistant)) as server:
+    with ThreadServer(serve_app(assistant)) as server:
         holder = threading.Thread(target=httpx.post, args=(server.url + "/v1/answer",),
                                   kwargs={"json": {"question": QUOKKA_Q}, "timeout": 60})
         holder.start()  # an API request takes the only place and parks on the gate

@@ -3,7 +3,7 @@ over the packaged GGUF with embeddings on, for tests and benchmarks.
 
 The packaged chat model's GGUF records no pooling type, so llama.cpp would return one vector per
 token; the GGUF key `qwen2.pooling_type` is overridden to mean pooling (1), which gives one vector
-per text through `/v1/embeddings`. Stopped like every server of tests/servers.py.
+per text through `/v1/embeddings`. Stopped like every server of harness/servers.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.conftest_server import free_port
-from tests.servers import LLAMA_START_TIMEOUT_S, Server, _status_ok, start
+from .servers import LLAMA_START_TIMEOUT_S, Server, _status_ok, free_port, start
 
 EMBED_ALIAS = "qwen2.5-coder-1.5b-embed"
 MEAN_POOLING = "qwen2.pooling_type=int:1"

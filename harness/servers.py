@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-from tests.conftest_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -68,6 +67,13 @@ class Server:
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's output, for failure messages."""
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(name: str, cmd: list[str], port: int, log_dir: Path, ready: Callable[[Server], bool], timeout_s: float,
