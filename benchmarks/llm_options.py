@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .common import Result, Row, answerable_questions, log, model_path, seed_settings
+from harness.common import answerable_questions, model_path, seed_settings
+
+from .common import Result, Row, log
 
 BASELINE = "today"
 # name -> (Llama keyword arguments, extra behaviour); "today" is what the project shipped with.
