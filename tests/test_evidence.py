@@ -32,5 +32,5 @@ def test_the_asked_figure_reaches_a_short_passage(seed_assistant) -> None:  # ty
     ahead of sentences that only repeat the model's name."""
     paper = next(p for p in seed_assistant.papers.values() if p.title.startswith("Orion-14B"))
     vector = seed_assistant.embedder.embed([TOKENS_QUESTION])[0]
-    passage = seed_assistant.sentences.select(paper, TOKENS_QUESTION, vector, 60)
+    passage = seed_assistant.retriever.selector.select(paper, TOKENS_QUESTION, vector, 60)
     assert "2.5 trillion tokens" in passage
