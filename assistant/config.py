@@ -76,6 +76,9 @@ class StoreSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Chroma server host (kind=http).")
     port: int = Field(8000, description="Chroma server port (kind=http).")
     collection_prefix: str = Field("papers", description="Collection names are <prefix>-<fingerprint>.")
+    ingest_batch: int = Field(
+        256, ge=1, description="Papers per ingest batch (one lookup, one embed call, one write each); bounds ingest memory."
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -95,6 +98,16 @@ class RetrievalSettings(BaseModel):
     )
     passage_tokens: int = Field(
         80, ge=20, description="Token budget per paper (twice that for the top paper): its most relevant sentences."
+    )
+    lexical_weight: float = Field(
+        0.5, ge=0, description="Evidence: how much question-word overlap adds to a sentence's cosine."
+    )
+    number_bonus: float = Field(0.1, ge=0, description="Evidence: added for a sentence with a figure.")
+    quantity_bonus: float = Field(
+        0.3, ge=0, description="Evidence: added instead for a sentence with a figure when the question asks for a quantity."
+    )
+    unit_bonus: float = Field(
+        0.3, ge=0, description="Evidence: added when a figure is followed by the unit the question asks about."
     )
     context_tokens: int = Field(500, ge=50, description="Token budget for all passages packed into the prompt.")
     list_candidates: int = Field(

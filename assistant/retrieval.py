@@ -31,17 +31,13 @@ from .config import RetrievalSettings
 from .errors import StoreError
 from .lexical import LexicalIndex, open_lexical
 from .sentences import Evidence, SentenceIndex
-from .store import Store
+from .store import Store, chunk_node
 from .text import content_words, count_tokens, named_terms, split_sentences
-from .types import Chunk, Paper, Passage
+from .types import Paper, Passage
 
-__all__ = ["Evidence", "HybridRetriever", "PaperRecords", "SentenceIndex", "SentenceSelector", "anchored", "to_node"]
+__all__ = ["Evidence", "HybridRetriever", "PaperRecords", "SentenceIndex", "SentenceSelector", "anchored"]
 
 PAPER_PAGE = 500  # papers read per store call when the whole corpus is listed
-LEXICAL_WEIGHT = 0.5  # how much question-word overlap adds to a sentence's cosine when picking sentences
-NUMBER_BONUS = 0.1  # results sentences (with figures) answer many factual questions ...
-QUANTITY_BONUS = 0.3  # ... and most questions that ask for a quantity
-UNIT_BONUS = 0.3  # ... and more when the figure counts what the question asks about ("2.5 trillion tokens")
 QUANTITY_CUES = re.compile(
     r"\b(how (many|much|large|big|long|fast|often)|by how|what (percentage|fraction|share|number|size)|"
     r"accuracy|perplexity|score|rate|speed-?up|error|fid|bleu|f1|gain|improvement|reduction|parameters|tokens)\b",
@@ -53,19 +49,19 @@ _FIGURE = re.compile(r"(?<![\w.-])\d[\d.,]*(?:[kmbt]\b|%|\b)(?:\s*(?:thousand|mi
 _NEXT_WORDS = re.compile(r"\W*([A-Za-z][\w-]*)(?:\W+([A-Za-z][\w-]*))?")
 
 
-def figures_bonus(sentence: str, question_words: set[str], asks_quantity: bool) -> float:
+def figures_bonus(sentence: str, question_words: set[str], asks_quantity: bool, weights: RetrievalSettings) -> float:
     """The evidence bonus of a sentence's figures: none for a sentence without one (a digit inside a
     name such as "Orion-14B" is not a figure), more for a quantity question, and more again when a
     figure is followed by a word the question uses (the unit it asks about)."""
     found = list(_FIGURE.finditer(sentence))
     if not found:
         return 0.0
-    bonus = QUANTITY_BONUS if asks_quantity else NUMBER_BONUS
+    bonus = weights.quantity_bonus if asks_quantity else weights.number_bonus
     if asks_quantity:
         for match in found:
             following = _NEXT_WORDS.match(sentence, match.end())
             if following and content_words(" ".join(w for w in following.groups() if w)) & question_words:
-                return bonus + UNIT_BONUS
+                return bonus + weights.unit_bonus
     return bonus
 
 
@@ -91,22 +87,12 @@ class LlamaIndexEmbedding(BaseEmbedding):
         return self._get_query_embedding(query)
 
 
-def to_node(chunk: Chunk) -> TextNode:
-    """A chunk as a LlamaIndex node; the title takes part in BM25 and embedding text."""
-    return TextNode(
-        id_=chunk.id,
-        text=chunk.text,
-        metadata={"paper_id": chunk.paper_id, "title": chunk.title, "chunk_index": chunk.index},
-        excluded_embed_metadata_keys=["paper_id", "chunk_index"],
-        excluded_llm_metadata_keys=["paper_id", "chunk_index"],
-    )
-
-
 class SentenceSelector:
     """Picks the sentences of an abstract that bear on a question, from the sentence index's vectors."""
 
-    def __init__(self, sentences: SentenceIndex) -> None:
+    def __init__(self, sentences: SentenceIndex, weights: RetrievalSettings) -> None:
         self.sentences = sentences
+        self.weights = weights
 
     def select(self, paper: Paper, question: str, question_vector: np.ndarray, budget_tokens: int) -> str:
         """The abstract's sentences most relevant to the question, within the budget, in abstract order."""
@@ -116,8 +102,8 @@ class SentenceSelector:
         scores = []
         for i in range(1, len(ev.clean_sentences)):
             overlap = len(words & content_words(ev.clean_sentences[i])) / max(len(words), 1)
-            bonus = figures_bonus(ev.clean_sentences[i], words, asks_quantity)
-            scores.append((float(ev.vectors[i] @ question_vector) + LEXICAL_WEIGHT * overlap + bonus, i))
+            bonus = figures_bonus(ev.clean_sentences[i], words, asks_quantity, self.weights)
+            scores.append((float(ev.vectors[i] @ question_vector) + self.weights.lexical_weight * overlap + bonus, i))
         chosen: list[int] = []
         used = 0
         for _, i in sorted(scores, reverse=True):
@@ -221,7 +207,7 @@ class HybridRetriever(BaseRetriever):
         super().__init__()
         self.settings = settings
         self.sentences = sentences
-        self.selector = SentenceSelector(sentences)
+        self.selector = SentenceSelector(sentences, settings)
         self.store = store
         self.location = store.location
         self.papers = PaperRecords(store)
@@ -249,7 +235,7 @@ class HybridRetriever(BaseRetriever):
             return []
         found = self._bm25.search(query, self.settings.candidates, paper_ids)
         chunks = self.store.chunks_by_id([h.chunk_id for h in found])
-        return [NodeWithScore(node=to_node(chunks[h.chunk_id]), score=h.score) for h in found if h.chunk_id in chunks]
+        return [NodeWithScore(node=chunk_node(chunks[h.chunk_id]), score=h.score) for h in found if h.chunk_id in chunks]
 
     def _cover_names(self, question: str, order: list[str], k: int, paper_ids: list[str] | None) -> list[str]:
         """The top k papers, made to include a paper for each method-like name the question uses

@@ -14,7 +14,7 @@ content version, changed before and after every write, which derived indexes (BM
 Each paper's sentence vectors are embedded at ingest and written to a SQLite side file
 (`sentences.SentenceFile`) in `side_dir`, so no question embeds an abstract.
 
-Ingest streams: papers go through in batches of INGEST_BATCH, and three stages overlap (a
+Ingest streams: papers go through in batches of `store.ingest_batch`, and three stages overlap (a
 reader thread parses and chunks, the caller's thread looks up what is stored and embeds only
 what is missing, a writer thread writes), joined by queues QUEUE_DEPTH deep, so memory stays
 bounded whatever the corpus size. It is incremental and idempotent: chunk ids hash their
@@ -28,7 +28,6 @@ Chroma never gets an embedding function of its own: every vector comes from our 
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 import time
@@ -49,9 +48,6 @@ from .errors import StoreError
 from .sentences import SentenceFile, embed_sentences
 from .types import Chunk, Paper
 
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-INGEST_BATCH = 256  # papers per pipeline batch: one lookup, one embed call, one write each
 QUEUE_DEPTH = 2  # batches waiting between two stages; bounds ingest memory
 WRITE_BATCH = 256
 # Chroma reads or deletes the rows of one call with one SQL statement, and SQLite allows 32766
@@ -248,7 +244,7 @@ class Store:
                     corpus_ids.add(paper.id)
                 batch.pop(paper.id, None)
                 batch[paper.id] = paper  # a duplicate in one batch: the later version only
-                if len(batch) >= INGEST_BATCH:
+                if len(batch) >= self.settings.store.ingest_batch:
                     yield list(batch.values())
                     batch = {}
             if batch:
@@ -340,7 +336,6 @@ class Store:
         Papers that are new, changed, missing chunks or written by a recent batch (a duplicate
         title: the lookup may predate that write) are checked against the store here; the others
         were complete when looked up and nothing has touched them since."""
-        from llama_index.core.schema import TextNode
 
         changed_ids = {p.id for p in changed}
         redo = [p for p in batch if p.id in recent_ids and p.id not in changed_ids]
@@ -363,7 +358,7 @@ class Store:
         for start in range(0, len(stale), WRITE_BATCH):
             self.chunks.delete(ids=stale[start : start + WRITE_BATCH])
         if new:
-            self.vector_store.add([_to_node(TextNode, c, [float(x) for x in v]) for c, v in zip(new, new_vectors)])
+            self.vector_store.add([chunk_node(c, [float(x) for x in v]) for c, v in zip(new, new_vectors)])
         if changed:
             self.sentences.put(changed, sentence_vectors)
             self.papers.upsert(
@@ -523,8 +518,12 @@ def _prefetch(items: Iterator[Any], stop: threading.Event, errors: list[BaseExce
         raise errors[0]
 
 
-def _to_node(node_cls: Any, chunk: Chunk, vector: list[float]) -> Any:
-    return node_cls(
+def chunk_node(chunk: Chunk, vector: list[float] | None = None) -> Any:
+    """A chunk as a LlamaIndex node, for the vector store (with its vector) and for BM25 hits; the
+    title in its metadata takes part in the embedded and the BM25 text."""
+    from llama_index.core.schema import TextNode
+
+    return TextNode(
         id_=chunk.id,
         text=chunk.text,
         embedding=vector,

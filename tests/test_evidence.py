@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.retrieval import NUMBER_BONUS, QUANTITY_BONUS, UNIT_BONUS, figures_bonus
+from assistant.config import RetrievalSettings
+from assistant.retrieval import figures_bonus
 from assistant.text import content_words
 
 TOKENS_QUESTION = "On how many tokens was the Orion-14B foundation model trained?"
+W = RetrievalSettings()
+NUMBER_BONUS, QUANTITY_BONUS, UNIT_BONUS = W.number_bonus, W.quantity_bonus, W.unit_bonus
 
 
 @pytest.mark.parametrize(
@@ -24,7 +27,7 @@ TOKENS_QUESTION = "On how many tokens was the Orion-14B foundation model trained
     ],
 )
 def test_figures_bonus(sentence: str, asks_quantity: bool, expected: float) -> None:
-    assert figures_bonus(sentence, content_words(TOKENS_QUESTION), asks_quantity) == pytest.approx(expected)
+    assert figures_bonus(sentence, content_words(TOKENS_QUESTION), asks_quantity, W) == pytest.approx(expected)
 
 
 def test_the_asked_figure_reaches_a_short_passage(seed_assistant) -> None:  # type: ignore[no-untyped-def]

@@ -106,7 +106,7 @@ def test_ingest_reads_papers_lazily_in_bounded_batches(settings: Settings) -> No
         papers(), progress=lambda done, total: read_at_first_write.append(consumed) if done else None, total=3000)
     # The reader runs at most the queues' depth ahead of the writer: the first batch is written
     # long before the 3000 papers are read.
-    batch, depth = store_module.INGEST_BATCH, store_module.QUEUE_DEPTH
+    batch, depth = settings.store.ingest_batch, store_module.QUEUE_DEPTH
     assert read_at_first_write[0] <= batch * (2 * depth + 4)
     assert (report.papers, report.chunks_added, report.papers_read) == (3000, 3000, 3000)
 
@@ -131,9 +131,8 @@ def test_crashed_ingest_resumes_without_reembedding_what_is_stored(settings: Set
     assert store.sentences.current(papers) == {p.id for p in papers}
 
 
-def test_a_title_repeated_in_later_batches_keeps_its_last_version(settings: Settings,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "INGEST_BATCH", 2)
+def test_a_title_repeated_in_later_batches_keeps_its_last_version(settings: Settings) -> None:
+    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"ingest_batch": 2})})
     v1, v2 = make_papers(12), make_papers(12, version=50)
     stream = v1 + [v2[0], v2[5]] + make_papers(4)[1:3] + [v1[0]]  # paper 0: v1, v2, then v1 again
     store = Store(settings, HashEmbedder())

@@ -13,9 +13,9 @@ from assistant import lexical
 from assistant.config import Settings
 from assistant.corpus import load_corpus, make_paper
 from assistant.lexical import LexicalIndex, open_lexical
-from assistant.retrieval import HybridRetriever, to_node
+from assistant.retrieval import HybridRetriever
 from assistant.sentences import SentenceIndex
-from assistant.store import Store
+from assistant.store import Store, chunk_node
 from tests.conftest import REPO
 from tests.fakes import HashEmbedder
 
@@ -38,7 +38,7 @@ def test_ranks_match_llamaindex_bm25_on_the_seeds(seed_store: Store) -> None:
 
     chunks = seed_store.all_chunks()
     k = 20
-    oracle = BM25Retriever.from_defaults(nodes=[to_node(c) for c in chunks], similarity_top_k=k)
+    oracle = BM25Retriever.from_defaults(nodes=[chunk_node(c) for c in chunks], similarity_top_k=k)
     ours = LexicalIndex.build(seed_store.chunk_pages())
     assert ours is not None and len(ours) == len(chunks)
     compared = 0
