@@ -10,7 +10,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "installing paper-assistant (the first time this builds llama-cpp-python: a few minutes)" >&2
-	$(BIN)/pip install --quiet -e '.[test]'
+	@# setuptools tells every editable install that a folder named like the package could shadow it: not a packaging problem
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
