@@ -4,7 +4,7 @@ stock CitationQueryEngine.
 All three run in this process over the same Chroma index and the same embedder, each with its own
 llama.cpp model instance (so no side's prompts evict another's cached prompt prefix), with the same
 answer budget. "today" is our pipeline with the settings this project shipped with before the local
-model study (`TODAY`: no flash attention, the fixed instructions read with the first question). The
+model study (`TODAY_LLM`: no flash attention, the fixed instructions read with the first question). The
 engine (wrapped for LlamaIndex by evals.baselines.ChatModelLLM, which sends each prompt as one user
 message so the GGUF's Qwen chat template applies) is configured as the quality eval configures it
 (top 5 chunks) and streams. Time to sources (ours: the `sources` event, when the pipeline emits one),
@@ -29,7 +29,7 @@ from harness.common import answerable_questions, percentile, seed_settings
 from .common import Result, Row, log
 
 ENGINE_TOP_K = 5  # as evals.baselines.CitationEngineBaseline
-TODAY = {"llm": {"flash_attn": False, "n_batch": 512, "n_ubatch": 512, "warm_prompt": False}}
+TODAY_LLM = {"flash_attn": False, "n_batch": 512, "n_ubatch": 512, "warm_prompt": False}
 
 
 def _ours(assistant: Assistant, question: str) -> tuple[float | None, float, str, float | None]:
@@ -68,7 +68,7 @@ def run(count: int = 10) -> Result:
     questions = answerable_questions(count + 1)
     warmup, measured = questions[0], questions[1:]
     assistant = Assistant.from_settings(seed_settings())
-    today = Assistant(seed_settings().model_copy(update={"llm": assistant.settings.llm.model_copy(update=TODAY["llm"])}),
+    today = Assistant(seed_settings().model_copy(update={"llm": assistant.settings.llm.model_copy(update=TODAY_LLM)}),
                       embedder=assistant.embedder)
     settings = assistant.settings
     llm = ChatModelLLM(make_chat_model(settings.llm, settings.model_cache_dir), max_tokens=settings.llm.max_tokens)
@@ -84,7 +84,7 @@ def run(count: int = 10) -> Result:
     log(f"{len(measured)} questions, the sides in turn")
     for i, row in enumerate(measured):
         names = list(sides)
-        for name in names[i % 3:] + names[:i % 3]:
+        for name in names[i % len(names):] + names[:i % len(names)]:
             first, total, text, sources = sides[name](row["question"])
             rec = runs[name]
             rec["ttft"].append(total if first is None else first)  # a refusal's first output is the refusal
