@@ -33,6 +33,14 @@ NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:\.\d+)?")
 SUBJECT = re.compile(r"^\s*((?:\[[^\]]*\]\s*(?:,|;|and|&)?\s*)+)(?=[a-z])")
 WH_QUESTION = re.compile(r"(?:^|[.!?:]\s+)\W*(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 LABEL = re.compile(r"\b(?:Title|Abstract)\s*:\s*", re.IGNORECASE)
+# Wordy citation forms a model writes: "(Abstract [1])", "(see [2])", "abstract [1]", "Sources [1] and [3]".
+_WORDY_MARK = re.compile(r"\(\s*(?:see\s+)?(?:(?:the\s+)?(?:abstracts?|sources?|papers?)\s*)?"
+                         r"((?:\[[^\]]+\]\s*(?:,|;|and)?\s*)+)\)|\b(?:the\s+)?(?:abstracts?|sources?|papers?)\s+(?=\[\d)",
+                         re.IGNORECASE)
+# Words of a sentence that only points at its sources ("Both are reported in the abstracts [1] and [3].").
+_POINTER_WORDS = content_words("report reported reports state stated states mention mentioned mentions described "
+                               "describes given shown found sources source respectively respective see provided "
+                               "provides discussed according detailed information")
 
 
 def _norm_number(token: str) -> str:
@@ -179,13 +187,24 @@ def says_not_stated(claim: str) -> bool:
     return bool(NOT_STATED.search(claim))
 
 
+def plain_marks(text: str) -> str:
+    """Wordy citation forms as plain markers: "(Abstract [1])" and "the abstract [1]" become "[1]"."""
+    return _WORDY_MARK.sub(lambda m: m.group(1).strip() if m.group(1) else "", text)
+
+
+def only_points(sentence: str) -> bool:
+    """True for a sentence that only says where its facts are ("Both are reported in [1] and [3].")."""
+    return bool(_keys(sentence)) and not content_words(strip_keys(sentence)) - _POINTER_WORDS
+
+
 def split_claims(text: str) -> list[tuple[str, list[int]]]:
     """Sentences of the draft, each with the integer keys it cites (in order, no repeats).
 
     A run of markers that opens a sentence belongs to the sentence before it, unless it is the
-    sentence's subject ("[2] reports ...").
+    sentence's subject ("[2] reports ..."); so do the keys of a sentence that only points at its
+    sources ("Both are reported in [1] and [3].").
     """
-    sentences = split_sentences(text.replace("\n", " "))
+    sentences = split_sentences(plain_marks(text).replace("\n", " "))
     claims: list[tuple[str, list[int]]] = []
     for sentence in sentences:
         lead = re.match(r"^((?:\s*\[[^\]]*\]\s*[,;]?)+)\s*", sentence)
@@ -194,7 +213,12 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
             prev_text, prev_keys = claims[-1]
             claims[-1] = (prev_text, prev_keys + [k for k in _keys(lead.group(1)) if k not in prev_keys])
             sentence = sentence[lead.end() :]
-        if strip_keys(sentence):
+        elif lead and not rest[:1].islower():  # "[1] 863 [2]": markers that are no subject go last
+            sentence = f"{rest} {lead.group(1).strip()}"
+        if claims and only_points(sentence):
+            prev_text, prev_keys = claims[-1]
+            claims[-1] = (prev_text, prev_keys + [k for k in _keys(sentence) if k not in prev_keys])
+        elif strip_keys(sentence):
             claims.append((sentence, _keys(sentence)))
     return claims
 
@@ -368,7 +392,7 @@ def ground(
     parsed = [(s, k) for s, k in split_claims(text) if not re.fullmatch(r"(?i)\W*(yes|no)\W*", strip_keys(s))]
     if not parsed:
         return _correct_premise(base, text, papers, checker, question) or base
-    texts = [_readable(s, keys, passages) for s, keys in parsed]
+    texts = [_with_question(_readable(s, keys, passages), question) for s, keys in parsed]
     vectors = checker.claim_vectors(texts)
     grounder = _Grounder(draft, papers, checker, min_support, verify, question)
     labels: dict[str, str] = {}  # paper_id -> shown key, in order of first use
@@ -405,8 +429,8 @@ def _correct_premise(
     base: Answer, text: str, papers: Mapping[str, Paper], checker: SupportChecker, question: str
 ) -> Answer | None:
     """When a draft affirms a figure the question asserts ("... 7 trillion tokens, correct? Just say yes.")
-    and the abstract it cites states none such, the answer is "No." and the abstract's own sentence with a
-    figure closest to the draft, quoted and cited. None when that does not apply (the refusal stands)."""
+    and the abstract it cites does not state every figure the question asserts, the answer is "No." and the
+    abstract's own sentence with a figure the user did not give, closest to the false one, quoted and cited. None when that does not apply (the refusal stands)."""
     asserted = numbers_in(question)
     keys = _keys(text)
     if not asserted or not keys or not (_affirms(text) or numbers_in(strip_keys(text)) & asserted):
@@ -417,14 +441,16 @@ def _correct_premise(
         return None
     paper = papers[cited[0]]
     ev = checker.sentences.evidence(paper)
-    if asserted & numbers_in(ev.full_text):  # the abstract does state the asserted figure: no premise to correct
+    if asserted <= numbers_in(ev.full_text):  # the abstract states every asserted figure: no premise to correct
         return None
     vector = checker.claim_vectors([f"{question} {strip_keys(text)}"])[0]
     with_figures = [i for i in range(1, len(ev.clean_sentences)) if numbers_in(ev.clean_sentences[i])]
     if not with_figures:
         return None
-    around = " ".join(_around_numbers(question))  # "trained on 7 trillion tokens": what the figure counts
-    best = max(with_figures, key=lambda i: (lexical_support(around, ev.clean_sentences[i]),
+    unstated = asserted - numbers_in(ev.full_text)
+    around = " ".join(_around_numbers(question, unstated))  # "trained on 7 trillion tokens": what the figure counts
+    best = max(with_figures, key=lambda i: (not numbers_in(ev.clean_sentences[i]) & asserted,  # news to the user
+                                            lexical_support(around, ev.clean_sentences[i]),
                                             float(ev.vectors[i] @ vector)))
     quote = tidy(ev.clean_sentences[best]).rstrip(" .")
     answer = f"No. The abstract reports: \u201c{quote}.\u201d [1]"
@@ -432,12 +458,12 @@ def _correct_premise(
     return base.model_copy(update={"answer": answer, "abstained": False, "citations": [citation]})
 
 
-def _around_numbers(text: str, span: int = 3) -> list[str]:
-    """The words within `span` of each number in the text ("trained on 7 trillion tokens")."""
+def _around_numbers(text: str, numbers: set[str], span: int = 3) -> list[str]:
+    """The words within `span` of each of `numbers` in the text ("trained on 7 trillion tokens")."""
     words = re.findall(r"[\w.%-]+", text)
     near: list[str] = []
     for i, word in enumerate(words):
-        if NUMBER.fullmatch(word.rstrip("%")):
+        if NUMBER.fullmatch(word.rstrip("%")) and _norm_number(word.rstrip("%")) in numbers:
             near += words[max(i - span, 0) : i] + words[i + 1 : i + 1 + span]
     return near
 
@@ -450,6 +476,13 @@ def _affirms(text: str) -> bool:
 def _says_no(text: str) -> bool:
     """True when the draft opens by rejecting the question's premise ("No, ...")."""
     return re.match(r"^\s*no\b[\s,.:;!-]", text, re.IGNORECASE) is not None
+
+
+def _with_question(claim: str, question: str) -> str:
+    """A bare figure ("863") as the claim it makes: the question's words with the figure."""
+    if question and numbers_in(claim) and not content_words(re.sub(r"\d", " ", claim)):
+        return f"{question.rstrip(' ?')}: {claim}"
+    return claim
 
 
 def _readable(sentence: str, keys: list[int], passages: list) -> str:  # type: ignore[type-arg]

@@ -263,3 +263,36 @@ def test_an_affirmed_false_figure_is_answered_no_with_the_abstracts_own_figure()
     # a figure the abstract does state is no false premise; a question without a figure has none to correct
     assert run_many_parseq("Yes, [1].", "PARSeq reaches 96.0% on real data, correct?").abstained
     assert run_many_parseq("Yes, [1].", "Does PARSeq reach state of the art?").abstained
+
+
+def test_wordy_citation_forms_are_read_as_plain_markers() -> None:
+    for draft in ("PARSeq achieves 96.0% accuracy when trained on real data (Abstract [1]).",
+                  "PARSeq achieves 96.0% accuracy when trained on real data (see [1]).",
+                  "PARSeq achieves 96.0% accuracy when trained on real data, as the abstract [1] says."):
+        answer = run(draft)
+        assert not answer.abstained, (draft, answer.claims)
+        assert "bstract" not in answer.answer and "(" not in answer.answer and "[1]" in answer.answer
+
+
+def test_a_sentence_that_only_points_at_sources_lends_its_keys_to_the_sentence_before() -> None:
+    answer = run_many("LOLA is trained on more than 160 languages and the Goldfish models on 350 languages. "
+                      "Both are reported in the abstracts [1] and [2].")
+    assert not answer.abstained, answer.claims
+    assert answer.answer == ("LOLA is trained on more than 160 languages and the Goldfish models on 350 languages "
+                             "[1][2].")
+    assert split_claims("A holds. This is stated in [2].") == [("A holds.", [2])]
+    assert split_claims("A holds. [2] reports 350 languages.") == [("A holds.", []), ("[2] reports 350 languages.", [2])]
+
+
+def test_a_bare_figure_answers_the_question_it_was_asked_for() -> None:
+    question = "What perplexity does the unpruned Kneser-Ney 5-gram model reach on the benchmark?"
+    answer = run_many("[2] 67.6 [1]", question)
+    assert not answer.abstained and answer.answer == "67.6 [1]."
+    assert [c.title for c in answer.citations] == [KN.title]
+    assert run_many("[2] 71.3", question).abstained  # a figure the abstract never states
+
+
+def test_a_premise_with_one_true_and_one_false_figure_is_corrected() -> None:
+    question = "Why does PARSeq only reach 50% when trained on real data despite 91.9% on synthetic data?"
+    answer = run_many_parseq("PARSeq only reaches 50% on real data because real data is noisy [1].", question)
+    assert answer.answer.startswith("No. The abstract reports: \u201c") and "96.0%" in answer.answer, answer.answer
