@@ -1,8 +1,8 @@
 """Assistant: the one orchestrator. corpus -> store -> retrieval -> answering -> grounding -> Answer.
 
 `Assistant.from_settings()` opens (and on first use fills) the index; the chat model loads on
-the first question. `ask` returns an Answer; `ask_stream` yields token events and then the
-final Answer, for the chat UI and the HTTP API.
+the first question. `ask` returns an Answer; `ask_stream` yields the retrieved papers (before the
+model starts), token events and then the final Answer, for the chat UI and the HTTP API.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .retrieval import HybridRetriever, PaperRecords, anchored
 from .sentences import SentenceIndex
 from .store import IngestReport, Store
 from .text import count_tokens, looks_english
-from .types import Answer, Citation, Draft, Passage
+from .types import Answer, Citation, Draft, Passage, Sources
 
 if TYPE_CHECKING:
     from llama_index.core import VectorStoreIndex
@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class StreamEvent:
-    """A streamed token (kind 'token') or the final answer (kind 'answer')."""
+    """The retrieved papers (kind 'sources'), a streamed token (kind 'token') or the final answer (kind 'answer')."""
 
     kind: str
     text: str = ""
     answer: Answer | None = None
+    sources: Sources | None = None
 
 
 def _ms(seconds: float) -> float:
@@ -157,7 +158,10 @@ class Assistant:
     def ask_stream(
         self, question: str, top_k: int | None = None, paper_ids: list[str] | None = None
     ) -> Iterator[StreamEvent]:
-        """Yield the model's tokens as they come, then the grounded Answer.
+        """Yield the retrieved papers, then the model's tokens as they come, then the grounded Answer.
+
+        The `sources` event comes right after retrieval, before the list judging or the model starts,
+        and only when the retrieval gate passed: a question refused there gets the answer alone.
 
         A question over `max_question_tokens` is answered from its final sentences; one in another
         language is put into English first (the answer is in English); one that asks which papers fit
@@ -190,6 +194,7 @@ class Assistant:
         if not strong:
             yield finish(refusal)
             return
+        yield StreamEvent("sources", sources=Sources(passages=passages))
         if listing:
             items, _ = self.lister.items(text, passages, retrieval.list_min_fit, retrieval.list_max_items)
             if not items:

@@ -206,8 +206,9 @@ class Runtime:
         self, question: str, history: list[Turn] | None = None, top_k: int | None = None,
         paper_ids: list[str] | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """The assistant's events for a question (a follow-up rewritten to stand alone first), computed
-        in worker threads; the final answer or a failure is recorded for /healthz."""
+        """The assistant's events for a question (a follow-up rewritten to stand alone first): the
+        retrieved papers, the tokens, the answer, computed in worker threads and passed on as they are;
+        the final answer or a failure is recorded for /healthz."""
         question = rewrite_followup(question, history or [])
         try:
             async for event in stream_events(self.assistant.ask_stream(question, top_k, paper_ids)):

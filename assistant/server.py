@@ -3,9 +3,9 @@
 `create_app(runtime)` builds the API app; `app.py` mounts the chat UI beside it and serves both.
 Blocking work (retrieval, generation) runs in the thread pool through the runtime's stream
 bridge, so papers, health and docs never wait behind a generation. Every failure reaches the
-client as JSON `{"error", "detail"}` (or an SSE `error` event mid-stream), never as a traceback;
-an error's code and status come from its class. Does not answer, admit or probe by itself (the
-runtime does) and knows nothing of the UI.
+client as JSON `{"error", "detail"}` (or, once a stream has sent its first event, an SSE `error`
+event), never as a traceback; an error's code and status come from its class. Does not answer,
+admit or probe by itself (the runtime does) and knows nothing of the UI.
 """
 
 from __future__ import annotations
@@ -271,6 +271,8 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 def _sse_of(event: StreamEvent) -> bytes:
     if event.answer is not None:
         return _sse("answer", event.answer.model_dump(mode="json"))
+    if event.sources is not None:
+        return _sse("sources", event.sources.model_dump(mode="json"))
     return _sse("token", {"text": event.text})
 
 
@@ -345,15 +347,23 @@ def create_app(runtime: Runtime) -> FastAPI:
             **errors,
             200: {
                 "content": {"text/event-stream": {}},
-                "description": "Server-Sent Events: `token` events {text}, then one `answer` event with the "
-                "answer object; a failure after the stream started is an `error` event {error, detail}.",
+                "description": "Server-Sent Events, in this order: one `sources` event {passages} with the "
+                "retrieved papers (best first, as the answer's `passages` will hold them), sent before the model "
+                "starts; `token` events {text}; one `answer` event with the answer object. A question refused at "
+                "retrieval (nothing close enough) gets the `answer` event alone. A failure after the stream "
+                "started (the model, its server or a timeout during generation) ends it with an `error` event "
+                "{error, detail} with the codes and details listed under 503 and 504.",
             },
         },
     )
     async def answer_stream(body: AnswerRequest, _: Annotated[NoQuery, Query()]) -> EventSourceResponse:
-        """Stream the answer as Server-Sent Events. Errors before the first event are plain JSON errors."""
+        """Stream the retrieved papers, then the answer, as Server-Sent Events.
+
+        Errors before the first event (bad input, unknown paper ids, the vector store down) are plain
+        JSON errors with their status; errors during generation are `error` events on the stream."""
         events = runtime.answer_events(body.question, body.history, body.top_k, body.paper_ids)
-        # Retrieval and the first token happen here, so bad input still gets a proper status code.
+        # Retrieval happens here, so bad input still gets a proper status code; the first event is the
+        # sources (or a refusal), so the response starts before the model does.
         first = await anext(events, None)
         return EventSourceResponse(_sse_body(first, events), headers={"Cache-Control": "no-cache",
                                                                       "X-Accel-Buffering": "no"})

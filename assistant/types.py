@@ -39,6 +39,16 @@ class Passage(BaseModel):
     dense_score: float = Field(0.0, description="Best cosine similarity of the paper's chunks to the question.")
 
 
+class Sources(BaseModel):
+    """The retrieved papers, announced before the answer is written: the stream's `sources` event.
+
+    Sent only when the assistant is going to answer (the retrieval gate passed). The same passages,
+    in the same order, come back in the answer's `passages`; the papers the answer cites are among them.
+    """
+
+    passages: list[Passage] = Field(description="One per paper, best first (the first is rank 1).")
+
+
 class Citation(BaseModel):
     """A citation shown to the user: a key from the answer text resolved to a paper."""
 

@@ -1,5 +1,9 @@
 """The Gradio chat UI over a Runtime: streamed answers, a sources panel, follow-ups, paper filter, feedback.
 
+The sources panel lists the retrieved papers as soon as retrieval is done (marked as being checked),
+and replaces them with the grounded sources (cited abstracts, support scores, checked claims) when
+the answer arrives.
+
 `build_ui(runtime)` returns the Blocks; `mount_ui(app, runtime)` mounts them at `/` of an ASGI app
 with the page's CSS and click script. The HTML pieces are Jinja2 macros (templates/chat.html.j2)
 rendered with autoescape, and every value placed in them goes through `escape`: HTML-escaped,
@@ -34,7 +38,7 @@ from .errors import AssistantError
 from .followup import CitedPaper, Turn, rewrite_followup
 from .runtime import Runtime
 from .text import CITATION_MARK
-from .types import Answer, Paper
+from .types import Answer, Paper, Passage
 
 FEEDBACK_FILE = "feedback.jsonl"
 EXAMPLE_QUESTIONS = (
@@ -51,6 +55,7 @@ SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "mon
 _MD_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "[]()*_`\\{}$~|!"})
 _LINE_BREAK = re.compile(r"\r\n?|[\n\v\f\x85\u2028\u2029]")
 _TEMPLATE_BREAK = re.compile(r"\n[ \t]*")
+_WAIT = re.compile(r'<span class="pa-wait">[^<]*</span>')
 
 
 def escape(text: str) -> str:
@@ -92,9 +97,9 @@ def user_message(question: str) -> Message:
     return {"role": "user", "content": _render("user_message", question)}
 
 
-def pending_message(question: str, standalone: str) -> Message:
-    """The assistant's placeholder while retrieving and waiting for the model."""
-    return {"role": "assistant", "content": _render("pending", question, standalone)}
+def pending_message(question: str, standalone: str, found: int | None = None) -> Message:
+    """The assistant's placeholder while retrieving (`found` None) and then waiting for the model."""
+    return {"role": "assistant", "content": _render("pending", question, standalone, found)}
 
 
 def streaming_message(question: str, standalone: str, text: str) -> Message:
@@ -166,13 +171,24 @@ def turn_sources(turn: int, entry: dict[str, Any], papers: dict[str, Paper], dro
     return _render("turn_sources", turn, entry["question"], answer, cited, uncited, drop_unsupported, latest)
 
 
+def retrieved_sources(turn: int, entry: dict[str, Any], latest: bool) -> str:
+    """The papers retrieved for a turn that has no answer (yet): being checked, or left by a stop or an error.
+
+    Shows each passage's selected sentences, which came with the event, so nothing is read from the
+    store while the answer is being written."""
+    passages = [Passage.model_validate(p) for p in entry["retrieved"]]
+    status = "stopped" if entry.get("stopped") else "failed" if entry.get("error") else "checking"
+    return _render("retrieved_sources", turn, entry["question"], passages, status, latest)
+
+
 def sources_html(turns: list[dict[str, Any]], papers: dict[str, Paper], drop_unsupported: bool) -> str:
-    """The sources panel: every answered turn, the latest first and open."""
-    answered = [(i, t) for i, t in enumerate(turns) if t.get("answer")]
-    if not answered:
+    """The sources panel: every answered turn (or one whose papers are retrieved), the latest first and open."""
+    shown = [(i, t) for i, t in enumerate(turns) if t.get("answer") or t.get("retrieved")]
+    if not shown:
         return EMPTY_SOURCES
-    latest = answered[-1][0]
-    sections = [Markup(turn_sources(i, t, papers, drop_unsupported, i == latest)) for i, t in reversed(answered)]
+    latest = shown[-1][0]
+    sections = [Markup(turn_sources(i, t, papers, drop_unsupported, i == latest) if t.get("answer")
+                       else retrieved_sources(i, t, i == latest)) for i, t in reversed(shown)]
     return _render("sources", sections)
 
 
@@ -261,6 +277,9 @@ a.pa-cite { text-decoration: none; font-weight: 600; color: #2563eb; cursor: poi
 .pa-unsupported .pa-flag { color: #b91c1c; text-decoration: none; display: inline-block; }
 .pa-uncited { margin: 4px 0; font-size: 0.9em; }
 .pa-uncited > summary { cursor: pointer; }
+.pa-retrieved { margin: 4px 0; font-size: 0.9em; border-left: 3px solid #9ca3af; padding-left: 8px; }
+.pa-retrieved > summary { cursor: pointer; }
+.pa-status { font-size: 0.85em; opacity: 0.8; margin: 2px 0 6px 0; }
 """
 
 # Citation links jump to their source: open the turn's section, scroll to the paper, flash it.
@@ -360,7 +379,7 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS, ap
             chat, state = list(chat or []), list(state or [])
             standalone = rewrite_followup(text, history_of(state))
             turn = len(state)
-            state.append({"question": text, "standalone": standalone, "answer": None, "error": None})
+            state.append({"question": text, "standalone": standalone, "answer": None, "error": None, "retrieved": None})
             chat += [user_message(text), pending_message(text, standalone)]
             yield chat, "", gr.skip(), state
             streamed = ""
@@ -368,6 +387,12 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS, ap
                 with runtime.admission.admitted() as ticket:  # the API's bound on answers in flight, and its clock
                     events = runtime.answer_events(standalone, paper_ids=list(paper_ids or []) or None)
                     async for event in events:
+                        if event.sources is not None:  # retrieval is done: show the papers before the model starts
+                            retrieved = [p.model_dump(mode="json") for p in event.sources.passages]
+                            state[turn] = {**state[turn], "retrieved": retrieved}
+                            chat[-1] = pending_message(text, standalone, len(retrieved))
+                            yield chat, gr.skip(), sources_html(state, assistant.papers, drop_unsupported), state
+                            continue
                         if event.answer is None:
                             streamed += event.text
                             chat[-1] = streaming_message(text, standalone, streamed)
@@ -380,23 +405,32 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS, ap
             except AssistantError as exc:
                 state[turn] = {**state[turn], "error": str(exc)}
                 chat[-1] = error_message(exc)
-                yield chat, gr.skip(), gr.skip(), state
+                yield chat, gr.skip(), sources_html(state, assistant.papers, drop_unsupported), state
             except Exception as exc:  # noqa: BLE001 - the chat shows a message, the log the traceback
                 traceback.print_exception(exc, file=sys.stderr)
                 state[turn] = {**state[turn], "error": "internal error"}
                 chat[-1] = error_message(exc)
-                yield chat, gr.skip(), gr.skip(), state
+                yield chat, gr.skip(), sources_html(state, assistant.papers, drop_unsupported), state
 
-        def stopped(chat: list[Message]) -> list[Message]:
+        def stopped(
+            chat: list[Message], state: list[dict[str, Any]]
+        ) -> tuple[list[Message], Any, list[dict[str, Any]]]:
+            # A turn stopped after retrieval keeps its papers in Sources, no longer marked as being checked.
+            state = list(state or [])
+            if state and state[-1].get("retrieved") and not state[-1].get("answer") and not state[-1].get("error"):
+                state[-1] = {**state[-1], "stopped": True}
+                panel: Any = sources_html(state, assistant.papers, drop_unsupported)
+            else:
+                panel = gr.skip()
             chat = list(chat or [])
             if chat and chat[-1].get("role") == "assistant":
                 content = _message_text(chat[-1])
                 if "pa-streaming" in content:
-                    chat[-1] = {"role": "assistant", "content": content.replace("pa-streaming", "pa-stopped", 1)
-                                .replace('<span class="pa-cursor">▍</span>', "")
-                                .replace('<span class="pa-wait">Searching the papers…</span>', "")
-                                .removesuffix("</div>") + '<div class="pa-note">Stopped.</div></div>'}
-            return chat
+                    content = _WAIT.sub("", content.replace("pa-streaming", "pa-stopped", 1)
+                                        .replace('<span class="pa-cursor">▍</span>', ""))
+                    chat[-1] = {"role": "assistant",
+                                "content": content.removesuffix("</div>") + '<div class="pa-note">Stopped.</div></div>'}
+            return chat, panel, state
 
         def on_like(data: gr.LikeData, chat: list[Message], state: list[dict[str, Any]]) -> None:
             index = data.index if isinstance(data.index, int) else data.index[0]
@@ -412,7 +446,8 @@ def build_ui(runtime: Runtime, examples: tuple[str, ...] = EXAMPLE_QUESTIONS, ap
         submitted = question.submit(**run)
         clicked = ask.click(**run)
         example = chatbot.example_select(on_example, None, question, **private).then(**run)
-        stop.click(stopped, chatbot, chatbot, cancels=[submitted, clicked, example], queue=False, **private)
+        stop.click(stopped, [chatbot, turns], [chatbot, sources, turns], cancels=[submitted, clicked, example],
+                   queue=False, **private)
         clear.click(lambda: ([], [], EMPTY_SOURCES, ""), None, [chatbot, turns, sources, question],
                     cancels=[submitted, clicked, example], queue=False, **private)
         chatbot.clear(lambda: ([], EMPTY_SOURCES), None, [turns, sources], cancels=[submitted, clicked, example],

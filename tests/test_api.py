@@ -47,11 +47,25 @@ def test_weak_evidence_abstains_without_calling_the_model(make) -> None:  # type
     assert set(answer.timings_ms) == {"retrieve", "total"}  # an abstention is timed like an answer
 
 
-def test_stream_yields_tokens_then_the_answer(make) -> None:  # type: ignore[no-untyped-def]
-    assistant, _ = make(["Graph networks predict molecule properties with 0.91 AUC [1]."])
-    events = list(assistant.ask_stream("What AUC do graph networks reach on molecule properties?"))
-    assert [e.kind for e in events[:-1]] == ["token"] * (len(events) - 1) and events[-1].kind == "answer"
-    assert "".join(e.text for e in events[:-1]).startswith("Graph networks")
+def test_stream_yields_sources_then_tokens_then_the_answer(make) -> None:  # type: ignore[no-untyped-def]
+    assistant, chat = make(["Graph networks predict molecule properties with 0.91 AUC [1]."] * 2)
+    stream = assistant.ask_stream("What AUC do graph networks reach on molecule properties?")
+    first = next(stream)
+    assert first.kind == "sources" and first.sources is not None and chat.seen == []  # before the model starts
+    events = [first, *stream]
+    kinds = [e.kind for e in events]
+    assert kinds == ["sources"] + ["token"] * (len(events) - 2) + ["answer"]
+    assert "".join(e.text for e in events[1:-1]).startswith("Graph networks")
+    answer = events[-1].answer
+    assert answer is not None and first.sources.passages == answer.passages  # what the answer will hold, early
+    assert {c.paper_id for c in answer.citations} <= {p.paper_id for p in first.sources.passages}
+    assert assistant.ask("What AUC do graph networks reach on molecule properties?").passages  # ask ignores it
+
+
+def test_a_question_refused_at_retrieval_sends_no_sources(make) -> None:  # type: ignore[no-untyped-def]
+    assistant, _ = make([])
+    events = list(assistant.ask_stream("best lasagne recipe with basil"))
+    assert [e.kind for e in events] == ["answer"] and events[0].answer is not None and events[0].answer.abstained
 
 
 def test_paper_filter_restricts_retrieval_and_unknown_ids_are_refused(make) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,8 @@
 """Faults: the chat server killed mid-answer, a chat server that stalls or is down, a Chroma server that
 goes away and comes back. Each time the client gets a clear JSON error or SSE `error` event, /healthz
 says what is wrong, the API keeps serving, and answering resumes without a restart once the part is back.
+A stream meets a chat server's failure after its `sources` event, so it ends with an `error` event; a
+store failure comes before any event, so it is a JSON error with its status on both answer routes.
 
 The chat server and Chroma are the real ones (llama-cpp-python's OpenAI server, `chroma run`); only the
 stalling chat server is a scripted stand-in, since a real one cannot be made to hang on demand.
@@ -59,9 +61,9 @@ def test_chat_server_killed_mid_answer_then_back(seed_settings: Settings, seed_a
             assert response.status_code == 200, response.read()
             for event, data in sse_events(response):
                 events.append((event, data))
-                if len(events) == 1:
+                if event == "token" and len(events) == 2:
                     os.killpg(llama.pid, signal.SIGKILL)  # the chat server dies while it is writing the answer
-        assert events[0][0] == "token"
+        assert events[0][0] == "sources" and events[1][0] == "token"
         assert events[-1][0] == "error", events[-3:]
         error = events[-1][1]
         assert error["error"] == "backend_unavailable" and "broke off" in str(error["detail"]), error
@@ -123,8 +125,14 @@ def test_stalled_chat_server_is_504_after_bounded_retries(seed_settings: Setting
             assert status == 200 and report["model_ready"] is True
             assert report["last_error"] == body  # ...but health shows the last answer timed out
 
-            streamed = httpx.post(server.url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=TIMEOUT_S)
-            assert streamed.status_code == 504 and streamed.json()["error"] == "backend_timeout"
+            # The stream has sent the retrieved papers by then: the timeout is its last event.
+            with httpx.stream("POST", server.url + "/v1/answer/stream", json={"question": PALOMA_Q},
+                              timeout=TIMEOUT_S) as streamed:
+                assert streamed.status_code == 200
+                events = list(sse_events(streamed))
+            assert [e for e, _ in events] == ["sources", "error"]
+            assert events[-1][1]["error"] == "backend_timeout"
+            assert "did not answer within 1 s" in str(events[-1][1]["detail"])
             assert stalled.requests == 6
 
 

@@ -1,6 +1,7 @@
 """The HTTP API against running servers: the real `paper-assistant serve` (seed index, local model) and
-in-thread servers with a scripted model for stalls and failures. Answers, streaming, papers, health,
-docs, auth, and every error case as JSON (never a traceback)."""
+in-thread servers with a scripted model for stalls and failures. Answers, streaming (sources before the
+model starts, then tokens, then the answer), papers, health, docs, auth, and every error case as JSON
+or, once a stream has started, as an SSE `error` event (never a traceback)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ def post(url: str, path: str, body: object, **kwargs: object) -> httpx.Response:
     return httpx.post(url + path, json=body, timeout=ANSWER_TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
 
 
+def stream_events_of(url: str, body: object) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """Every SSE event of a stream that must start (200)."""
+    with httpx.stream("POST", url + "/v1/answer/stream", json=body, timeout=ANSWER_TIMEOUT_S) as response:
+        assert response.status_code == 200, response.read()
+        return list(sse_events(response))
+
+
 # --------------------------------------------------------------------------- the real server
 
 
@@ -86,21 +94,28 @@ def test_papers_page_search_and_record(real_server: ServerProcess, seed_assistan
 
 def test_stream_then_follow_up_with_the_real_model(real_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
     started = time.perf_counter()
+    sources_s: float | None = None
     first_token_s: float | None = None
+    kinds: list[str] = []
+    sources: dict | None = None  # type: ignore[type-arg]
     tokens: list[str] = []
     final: dict | None = None  # type: ignore[type-arg]
     with httpx.stream("POST", real_server.url + "/v1/answer/stream", json={"question": PALOMA_Q},
                       timeout=ANSWER_TIMEOUT_S) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         for event, data in sse_events(response):
-            assert event in ("token", "answer"), data
-            if event == "token":
+            kinds.append(event)
+            if event == "sources":
+                sources_s, sources = time.perf_counter() - started, data
+            elif event == "token":
                 first_token_s = first_token_s or time.perf_counter() - started
                 tokens.append(data["text"])
             else:
+                assert event == "answer", data
                 final = data
     total_s = time.perf_counter() - started
-    assert tokens and final is not None
+    assert kinds == ["sources"] + ["token"] * len(tokens) + ["answer"] and tokens and final is not None
+    assert sources is not None and sources["passages"] == final["passages"]
     assert set(final) == {"question", "answer", "abstained", "kind", "items", "draft", "question_used",
                           "question_truncated", "citations", "claims", "passages", "timings_ms", "usage", "model",
                           "index_fingerprint"}
@@ -118,7 +133,8 @@ def test_stream_then_follow_up_with_the_real_model(real_server: ServerProcess, t
     assert answer["question"].startswith(f'Regarding "{PALOMA_TITLE}"') and answer["passages"]
     assert answer["passages"][0]["title"] == PALOMA_TITLE
 
-    report = {"stream_first_token_s": round(first_token_s or 0, 2), "stream_total_s": round(total_s, 2),
+    report = {"stream_sources_s": round(sources_s or 0, 3), "stream_first_token_s": round(first_token_s or 0, 2),
+              "stream_total_s": round(total_s, 2),
               "answer_total_s": round(follow_s, 2), "server_timings_ms": [final["timings_ms"], answer["timings_ms"]],
               "usage": [final["usage"], answer["usage"]]}
     out = REPO / "artifacts" / "http-latency.json"
@@ -191,7 +207,8 @@ def test_papers_and_health_do_not_wait_behind_a_generation(scripted: tuple[str, 
         with httpx.stream("POST", url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=60) as response:
             for event, _ in sse_events(response):
                 events.append(event)
-                first_token.set()
+                if event == "token":
+                    first_token.set()
 
     worker = threading.Thread(target=stream)
     worker.start()
@@ -201,11 +218,54 @@ def test_papers_and_health_do_not_wait_behind_a_generation(scripted: tuple[str, 
         assert httpx.get(url + "/healthz", timeout=10).status_code == 200
         assert httpx.get(url + "/v1/papers", params={"q": "paloma"}, timeout=10).json()["total"] == 1
         assert httpx.get(url + "/docs", timeout=10).status_code == 200
-        assert events == ["token"]
+        assert events == ["sources", "token"]
     finally:
         gate.set()
         worker.join(60)
     assert events[-1] == "answer"
+
+
+def test_sources_come_before_the_model_starts_and_list_the_cited_papers(scripted: tuple[str, ScriptedChat]) -> None:
+    url, chat = scripted
+    gate = threading.Event()
+    chat.scripts.append([gate, *SCRIPTED_ANSWER])  # the model writes nothing until the gate opens
+    arrived = threading.Event()
+    events: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+    def stream() -> None:
+        with httpx.stream("POST", url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=60) as response:
+            assert response.status_code == 200
+            for event in sse_events(response):
+                events.append(event)
+                arrived.set()
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    try:
+        assert arrived.wait(30), "no event while the model had not started"
+        assert [e for e, _ in events] == ["sources"]
+        sources = events[0][1]
+        assert set(sources) == {"passages"} and sources["passages"][0]["title"] == PALOMA_TITLE
+        assert all({"paper_id", "title", "text", "score", "dense_score"} <= set(p) for p in sources["passages"])
+    finally:
+        gate.set()
+        worker.join(60)
+    kinds = [e for e, _ in events]
+    assert kinds == ["sources"] + ["token"] * len(SCRIPTED_ANSWER) + ["answer"]
+    answer = events[-1][1]
+    assert not answer["abstained"] and answer["citations"] and answer["passages"] == sources["passages"]
+    assert {c["paper_id"] for c in answer["citations"]} <= {p["paper_id"] for p in sources["passages"]}
+
+
+def test_a_question_refused_at_retrieval_streams_the_answer_alone(scripted: tuple[str, ScriptedChat]) -> None:
+    url, chat = scripted
+    calls = len(chat.seen)
+    with httpx.stream("POST", url + "/v1/answer/stream", json={"question": "What is a good recipe for mushroom risotto?"},
+                      timeout=60) as response:
+        assert response.status_code == 200
+        events = list(sse_events(response))
+    assert [e for e, _ in events] == ["answer"] and events[0][1]["abstained"]  # nothing to show as sources
+    assert len(chat.seen) == calls  # the model was not asked
 
 
 def test_failure_mid_stream_is_an_error_event(scripted: tuple[str, ScriptedChat]) -> None:
@@ -214,8 +274,24 @@ def test_failure_mid_stream_is_an_error_event(scripted: tuple[str, ScriptedChat]
     with httpx.stream("POST", url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=60) as response:
         assert response.status_code == 200
         events = list(sse_events(response))
-    assert [e for e, _ in events] == ["token", "error"]
+    assert [e for e, _ in events] == ["sources", "token", "error"]
     assert events[-1][1] == {"error": "backend_unavailable", "detail": "chat server went away; check its URL"}
+
+
+def test_backend_failure_before_the_first_token_is_an_error_event_after_sources(
+    scripted: tuple[str, ScriptedChat],
+) -> None:
+    url, chat = scripted
+    chat.scripts.append([BackendUnavailable("chat server went away; check its URL")])
+    with httpx.stream("POST", url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=60) as response:
+        assert response.status_code == 200  # the sources were on their way before the model was asked
+        events = list(sse_events(response))
+    assert [e for e, _ in events] == ["sources", "error"]
+    assert events[0][1]["passages"][0]["title"] == PALOMA_TITLE
+    assert events[-1][1] == {"error": "backend_unavailable", "detail": "chat server went away; check its URL"}
+    chat.scripts.append([BackendUnavailable("chat server went away; check its URL")])
+    plain = post(url, "/v1/answer", {"question": PALOMA_Q})  # the plain answer still says it with a status
+    assert plain.status_code == 503 and plain.json()["error"] == "backend_unavailable"
 
 
 def test_unexpected_failure_is_json_500_without_traceback(scripted: tuple[str, ScriptedChat]) -> None:
@@ -225,8 +301,12 @@ def test_unexpected_failure_is_json_500_without_traceback(scripted: tuple[str, S
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "detail": "unexpected server error; the server log has the details"}
     chat.scripts.append([RuntimeError("secret internal state")])
-    streamed = post(url, "/v1/answer/stream", {"question": PALOMA_Q})
-    assert streamed.status_code == 500 and "secret" not in streamed.text and "Traceback" not in streamed.text
+    with httpx.stream("POST", url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=60) as streamed:
+        assert streamed.status_code == 200  # the failure came after the sources: an error event ends the stream
+        events = list(sse_events(streamed))
+    assert [e for e, _ in events] == ["sources", "error"]
+    assert events[-1][1] == {"error": "internal_error", "detail": "unexpected server error; see the server log"}
+    assert "secret" not in json.dumps(events) and "Traceback" not in json.dumps(events)
 
 
 def test_client_leaving_mid_stream_frees_the_model(scripted: tuple[str, ScriptedChat]) -> None:
@@ -234,8 +314,9 @@ def test_client_leaving_mid_stream_frees_the_model(scripted: tuple[str, Scripted
     chat.scripts.append(["slow ", *slow_script(200, 0.2)])
     with httpx.stream("POST", url + "/v1/answer/stream", json={"question": PALOMA_Q}, timeout=60) as response:
         for event, _ in sse_events(response):
-            assert event == "token"
-            break  # hang up after the first token
+            assert event in ("sources", "token")
+            if event == "token":
+                break  # hang up after the first token
     # The scripted model holds a lock like the real one: a generation left open would block this one.
     answer = post(url, "/v1/answer", {"question": PALOMA_Q})
     assert answer.status_code == 200, answer.text
@@ -285,10 +366,13 @@ def test_missing_model_is_503_with_the_reason(seed_assistant: Assistant, seed_se
         assert health.status_code == 503
         assert health.json()["status"] == "degraded" and not health.json()["model_ready"]
         assert "missing.gguf not found" in health.json()["model_error"]
-        for path in ("/v1/answer", "/v1/answer/stream"):
-            response = post(server.url, path, {"question": PALOMA_Q})
-            assert response.status_code == 503, response.text
-            assert response.json()["error"] == "model_unavailable" and "MODEL_PATH" in response.json()["detail"]
+        response = post(server.url, "/v1/answer", {"question": PALOMA_Q})
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "model_unavailable" and "MODEL_PATH" in response.json()["detail"]
+        # The stream has sent the retrieved papers by the time the model is needed: the failure is its last event.
+        events = stream_events_of(server.url, {"question": PALOMA_Q})
+        assert [e for e, _ in events] == ["sources", "error"]
+        assert events[-1][1]["error"] == "model_unavailable" and "MODEL_PATH" in events[-1][1]["detail"]
         assert httpx.get(server.url + "/v1/papers", timeout=10).status_code == 200  # the rest still works
 
 
@@ -297,10 +381,12 @@ def test_unreachable_backend_is_503_with_the_reason(seed_assistant: Assistant, s
                                                "timeout_s": 5.0})
     settings = seed_settings.model_copy(update={"llm": llm})
     with ThreadServer(serve_app(Assistant(settings, embedder=seed_assistant.embedder), ui=False)) as server:
-        for path in ("/v1/answer", "/v1/answer/stream"):
-            response = post(server.url, path, {"question": PALOMA_Q})
-            assert response.status_code == 503, response.text
-            assert response.json()["error"] == "backend_unavailable" and "unreachable" in response.json()["detail"]
+        response = post(server.url, "/v1/answer", {"question": PALOMA_Q})
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "backend_unavailable" and "unreachable" in response.json()["detail"]
+        events = stream_events_of(server.url, {"question": PALOMA_Q})
+        assert [e for e, _ in events] == ["sources", "error"]
+        assert events[-1][1]["error"] == "backend_unavailable" and "unreachable" in events[-1][1]["detail"]
         assert httpx.get(server.url + "/healthz", timeout=10).json()["model_ready"] is False
 
 

@@ -1,9 +1,10 @@
 """The chat UI in headless Chromium (Debian's `chromium` driven by Playwright; no browser download).
 
-With the real server and model: type a question, watch it stream, read the sources, click a
-citation, ask a follow-up, save artifacts/ui.png. With a toy corpus and a scripted model: markup in
-abstracts, titles, questions and answers renders as text; stop, clear, copy, feedback, the paper
-filter, examples and error messages work, and the page never leaves 127.0.0.1.
+With the real server and model: type a question, see the retrieved papers, watch it stream, read the
+sources, click a citation, ask a follow-up, save artifacts/ui.png. With a toy corpus and a scripted
+model: the retrieved papers are listed before the model writes anything and replaced by the checked
+sources after; markup in abstracts, titles, questions and answers renders as text; stop, clear, copy,
+feedback, the paper filter, examples and error messages work, and the page never leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def test_ask_stream_cite_and_follow_up_with_the_real_model(page: Page, real_serv
     assert page.get_by_text(EXAMPLE_QUESTIONS[0]).is_visible()  # examples on first load
 
     ask(page, PALOMA_Q)
+    page.wait_for_selector("#pa-sources .pa-retrieved", timeout=ANSWER_TIMEOUT_S * 1000)  # retrieved, being checked
+    assert "Paloma" in page.locator("#pa-sources .pa-retrieved .pa-title").first.inner_text()
     page.wait_for_selector("#pa-chat .pa-cursor", timeout=ANSWER_TIMEOUT_S * 1000)  # tokens are arriving
     assert page.locator("#pa-chat .pa-streaming").inner_text().strip()
     wait_for_answers(page, 1, ANSWER_TIMEOUT_S)
@@ -217,6 +220,33 @@ def test_markup_in_corpus_question_and_answer_renders_as_text(page: Page, toy: t
     assert hosts == {url.removeprefix("http://")}
 
 
+def test_sources_list_the_retrieved_papers_before_the_answer_then_its_support(
+    page: Page, toy: tuple[str, ScriptedChat, Path]
+) -> None:
+    url, chat, _ = toy
+    gate = threading.Event()
+    chat.scripts.append([gate, *QUOKKA_ANSWER])  # the model writes nothing until the gate opens
+    open_ui(page, url)
+    try:
+        ask(page, QUOKKA_Q)
+        page.wait_for_selector("#pa-sources .pa-turn[open] .pa-retrieved", timeout=30_000)
+        retrieved = page.locator("#pa-sources .pa-turn[open] .pa-retrieved .pa-title").all_inner_texts()
+        assert EVIL_TITLE in retrieved  # the title's markup shows as text
+        assert "checking these abstracts" in page.inner_text("#pa-sources .pa-turn[open] .pa-status")
+        assert page.locator("#pa-sources .pa-source, #pa-sources .pa-claim").count() == 0  # nothing checked yet
+        assert page.locator(FINAL).count() == 0 and page.locator("#pa-chat .pa-cursor").count() == 0
+        assert f"Found {len(retrieved)} paper" in page.inner_text("#pa-chat .pa-streaming")
+        assert page.evaluate("window.__pwned === undefined") and page.locator("#pa-sources script").count() == 0
+    finally:
+        gate.set()
+    wait_for_answers(page, 1)
+    cited = page.locator("#pa-sources .pa-turn[open] .pa-source").first
+    assert cited.locator(".pa-title").inner_text() == EVIL_TITLE and "support" in cited.inner_text()
+    assert page.locator("#pa-sources .pa-turn[open] .pa-claim.pa-supported").count() >= 1
+    assert page.locator("#pa-sources .pa-retrieved, #pa-sources .pa-status").count() == 0
+    assert page.evaluate("window.__pwned === undefined")
+
+
 def test_stop_errors_feedback_copy_filter_examples_and_clear(page: Page, toy: tuple[str, ScriptedChat, Path]) -> None:
     url, chat, data_dir = toy
     open_ui(page, url)
@@ -243,6 +273,7 @@ def test_stop_errors_feedback_copy_filter_examples_and_clear(page: Page, toy: tu
     page.click("#pa-stop")
     page.wait_for_selector("#pa-chat .pa-stopped", timeout=10_000)
     assert "Stopped." in last_answer_text(page)
+    page.wait_for_selector("#pa-sources .pa-turn[open] .pa-status.pa-stopped", timeout=10_000)  # no longer "checking"
     page.screenshot(path=str(REPO / "artifacts" / "ui-stopped.png"))
     ask(page, QUOKKA_Q)
     wait_for_answers(page, 5)
