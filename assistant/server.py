@@ -236,7 +236,8 @@ ANSWER_PATHS = frozenset({f"{API_PREFIX}/answer", f"{API_PREFIX}/answer/stream"}
 class AnswerGate:
     """ASGI middleware: each POST to an answer route holds a place in `admission` until its last byte
     is sent (or the client leaves); with every place taken it gets a JSON 503 and Retry-After at once,
-    before any work. A 200 teaches admission how long an answer takes. Health, papers and docs never queue."""
+    before any work. A 200 that did not end in an SSE `error` event teaches admission how long an answer
+    takes. Health, papers and docs never queue."""
 
     def __init__(self, app: Any, admission: Admission) -> None:
         self.app, self.admission = app, admission
@@ -247,16 +248,18 @@ class AnswerGate:
             return
         try:
             with self.admission.admitted() as ticket:
-                status = 0
+                status, failed = 0, False
 
                 async def watch(message: dict[str, Any]) -> None:
-                    nonlocal status
+                    nonlocal status, failed
                     if message["type"] == "http.response.start":
                         status = message["status"]
+                    elif message["type"] == "http.response.body":
+                        failed = failed or message.get("body", b"").startswith(b"event: error")
                     await send(message)
 
                 await self.app(scope, receive, watch)
-                ticket.completed = status == 200
+                ticket.completed = status == 200 and not failed
         except ServerBusy as exc:
             await error_response(exc)(scope, receive, send)
 

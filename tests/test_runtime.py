@@ -90,3 +90,23 @@ def test_serving_beyond_loopback_needs_a_key() -> None:
     check_exposure("0.0.0.0", "key")
     with pytest.raises(InputError, match="without an API key"):
         check_exposure("0.0.0.0", None)
+
+
+@pytest.mark.parametrize(("last_event", "typical_s"), [(b"event: answer\ndata: {}\n\n", 0.7 * 15.0),
+                                                       (b"event: error\ndata: {}\n\n", 15.0)])
+def test_a_stream_that_ends_in_an_error_event_teaches_admission_nothing(last_event: bytes, typical_s: float) -> None:
+    from assistant.server import API_PREFIX, AnswerGate
+
+    async def stream(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        for body in (b"event: sources\ndata: {}\n\n", last_event):
+            await send({"type": "http.response.body", "body": body, "more_body": True})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"", "more_body": False})  # type: ignore[operator]
+
+    async def ignore(message: dict) -> None:  # type: ignore[type-arg]
+        pass
+
+    admission = Admission(ServeSettings(max_pending=4))
+    scope = {"type": "http", "method": "POST", "path": f"{API_PREFIX}/answer/stream"}
+    asyncio.run(AnswerGate(stream, admission)(scope, None, ignore))
+    assert admission.typical_s == pytest.approx(typical_s, abs=1e-3)
