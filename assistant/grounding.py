@@ -2,7 +2,8 @@
 
 A claim is one sentence of the draft. Its support by a set of abstracts combines the best
 sentence-level embedding similarity with lexical evidence, and is zero when a number or a named
-method of the claim appears in none of them. A sentence is supported when the abstracts it cites,
+method of the claim appears in none of them (a name the question used counts only when exactly one
+packed abstract uses it: then it is that paper's). A sentence is supported when the abstracts it cites,
 taken together, support it (ALCE's rule); a citation is dropped only when it supports nothing on
 its own and removing it loses nothing. A sentence whose subject is its citations ("[1] and [2]
 study X") is a claim about each of them, so each must support it alone. Keys the prompt never
@@ -305,6 +306,13 @@ class _Grounder:
         self.question = question
         self.wants_number = asks_for_number(question)
         self.packed = [papers[p.paper_id] for p in draft.passages if p.paper_id in papers]
+        # A name the question uses is the user's wording, unless exactly one packed abstract uses it: then
+        # it names that paper's work ("ADED"), and another abstract cannot support a claim about it.
+        texts = [f"{p.title} {p.abstract}".lower() for p in self.packed]
+        owned = [t for t in named_terms(question)
+                 if sum(re.search(rf"\b{re.escape(t)}\b", text) is not None for text in texts) == 1]
+        self.wording = re.sub("|".join(rf"\b{re.escape(t)}\b" for t in owned), " ", question,
+                              flags=re.IGNORECASE) if owned else question
 
     def _echoes_question(self, text: str) -> bool:
         """True when a claim only restates a wh-question ("The authors of X are [1].")."""
@@ -317,10 +325,10 @@ class _Grounder:
             self.verify is None or self.verify(text, [self.papers[p] for p in pids]))
 
     def _alone(self, text: str, vector: np.ndarray, pid: str) -> tuple[float, str]:
-        return self.checker.score(text, vector, self.papers[pid], self.question)
+        return self.checker.score(text, vector, self.papers[pid], self.wording)
 
     def _together(self, text: str, vector: np.ndarray, pids: list[str]) -> float:
-        return self.checker.score_set(text, vector, [self.papers[p] for p in pids], self.question)
+        return self.checker.score_set(text, vector, [self.papers[p] for p in pids], self.wording)
 
     def check(self, sentence: str, keys: list[int], vector: np.ndarray, text: str) -> _Verdict:
         """The verdict on one sentence of the draft."""

@@ -296,3 +296,13 @@ def test_a_premise_with_one_true_and_one_false_figure_is_corrected() -> None:
     question = "Why does PARSeq only reach 50% when trained on real data despite 91.9% on synthetic data?"
     answer = run_many_parseq("PARSeq only reaches 50% on real data because real data is noisy [1].", question)
     assert answer.answer.startswith("No. The abstract reports: \u201c") and "96.0%" in answer.answer, answer.answer
+
+
+def test_a_name_the_question_takes_from_one_packed_abstract_must_be_in_the_cited_one() -> None:
+    question = "How many parameters do the Goldfish models have at most?"
+    assert not run_many("The Goldfish models have up to 125M parameters [2].", question).abstained
+    # Goldfish's figure credited to LOLA: the name is Goldfish's, so LOLA's abstract cannot support it
+    question = "How many parameters does LOLA have?"
+    answer = run_many("LOLA is a suite of monolingual autoregressive Transformer language models up to 125M "
+                      "parameters for 350 languages [2].", question)
+    assert answer.abstained, answer.claims
