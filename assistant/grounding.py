@@ -308,9 +308,7 @@ class _Grounder:
         self.packed = [papers[p.paper_id] for p in draft.passages if p.paper_id in papers]
         # A name the question uses is the user's wording, unless exactly one packed abstract uses it: then
         # it names that paper's work ("ADED"), and another abstract cannot support a claim about it.
-        texts = [f"{p.title} {p.abstract}".lower() for p in self.packed]
-        owned = [t for t in named_terms(question)
-                 if sum(re.search(rf"\b{re.escape(t)}\b", text) is not None for text in texts) == 1]
+        owned = list(name_owners(question, self.packed))
         self.wording = re.sub("|".join(rf"\b{re.escape(t)}\b" for t in owned), " ", question,
                               flags=re.IGNORECASE) if owned else question
 
@@ -396,7 +394,10 @@ def ground(
                   usage=draft.usage, draft=draft.text)
     text = finished(draft.text) if draft.truncated else draft.text
     if is_refusal(text):
-        return base
+        if is_refusal(draft.text):
+            return base
+        # the budget cut off the only sentence: a false figure it repeated can still be corrected
+        return _correct_premise(base, draft.text, papers, checker, question) or base
     parsed = [(s, k) for s, k in split_claims(text) if not re.fullmatch(r"(?i)\W*(yes|no)\W*", strip_keys(s))]
     if not parsed:
         return _correct_premise(base, text, papers, checker, question) or base
@@ -424,6 +425,13 @@ def ground(
         corrected = _correct_premise(base, text, papers, checker, question)
         return (corrected or base).model_copy(update={"claims": claims})
     lead = "No. " if _says_no(text) else ""
+    if lead and not numbers_in(strip_keys(" ".join(shown))):  # "No" with no figure: give the abstract's
+        fix = _premise_fix(text, papers, passages, checker, question, rejects=True, kept=list(labels))
+        if fix is not None:
+            paper, quote = fix
+            labels.setdefault(paper.id, str(len(labels) + 1))
+            quotes.setdefault(paper.id, (1.0, quote))
+            shown.insert(0, f"The abstract reports: \u201c{quote}.\u201d [{labels[paper.id]}]")
     citations = [
         Citation(key=label, paper_id=pid, title=papers[pid].title, quote=tidy(quotes[pid][1]),
                  support=min(quotes[pid][0], 1.0))
@@ -436,34 +444,64 @@ def ground(
 def _correct_premise(
     base: Answer, text: str, papers: Mapping[str, Paper], checker: SupportChecker, question: str
 ) -> Answer | None:
-    """When a draft affirms a figure the question asserts ("... 7 trillion tokens, correct? Just say yes.")
-    and the abstract it cites does not state every figure the question asserts, the answer is "No." and the
-    abstract's own sentence with a figure the user did not give, closest to the false one, quoted and cited. None when that does not apply (the refusal stands)."""
+    """When a draft affirms a figure the question asserts ("... 7 trillion tokens, correct? Just say yes."),
+    the answer is "No." and the abstract's own figure (see `_premise_fix`), quoted and cited. None when
+    that does not apply (the refusal stands)."""
+    fix = _premise_fix(text, papers, base.passages, checker, question)
+    if fix is None:
+        return None
+    paper, quote = fix
+    answer = f"No. The abstract reports: \u201c{quote}.\u201d [1]"
+    citation = Citation(key="1", paper_id=paper.id, title=paper.title, quote=quote, support=1.0)
+    return base.model_copy(update={"answer": answer, "abstained": False, "citations": [citation]})
+
+
+def name_owners(question: str, packed: list[Paper]) -> dict[str, Paper]:
+    """Names the question uses ("ADED") that exactly one packed abstract (or its title) uses, with that paper."""
+    texts = [f"{p.title} {p.abstract}".lower() for p in packed]
+    owners: dict[str, Paper] = {}
+    for term in named_terms(question):
+        users = [p for p, t in zip(packed, texts) if re.search(rf"\b{re.escape(term)}\b", t)]
+        if len(users) == 1:
+            owners[term] = users[0]
+    return owners
+
+
+def _premise_fix(
+    text: str, papers: Mapping[str, Paper], passages: list, checker: SupportChecker, question: str,  # type: ignore[type-arg]
+    rejects: bool = False, kept: list[str] | None = None,
+) -> tuple[Paper, str] | None:
+    """(paper, quote) that corrects a false figure in the question, or None.
+
+    Applies when the question asserts figures and the draft affirms or repeats one (or, with `rejects`,
+    already said "No"). The paper is the one the question names (a name only one packed abstract uses),
+    else the first that supports a kept claim (`kept`), else the first the draft cites; it must not state
+    every asserted figure. The quote is its sentence
+    with a figure the user did not give, closest to the false one."""
     asserted = numbers_in(question)
     keys = _keys(text)
-    if not asserted or not keys or not (_affirms(text) or numbers_in(strip_keys(text)) & asserted):
+    if not asserted or not (rejects or _affirms(text) or numbers_in(strip_keys(text)) & asserted):
         return None
-    passages = base.passages
+    packed = [papers[p.paper_id] for p in passages if p.paper_id in papers]
     cited = [passages[k - 1].paper_id for k in keys if 1 <= k <= len(passages) and passages[k - 1].paper_id in papers]
-    if not cited:
+    named = list(dict.fromkeys(p.id for p in name_owners(question, packed).values()))
+    if not named and not cited:
         return None
-    paper = papers[cited[0]]
+    cited = [p for p in kept or [] if p in papers] + cited
+    paper = papers[named[0] if len(named) == 1 else cited[0] if cited else named[0]]
     ev = checker.sentences.evidence(paper)
-    if asserted <= numbers_in(ev.full_text):  # the abstract states every asserted figure: no premise to correct
+    stated = numbers_in(ev.full_text)
+    if asserted <= stated:  # the abstract states every asserted figure: no premise to correct
         return None
     vector = checker.claim_vectors([f"{question} {strip_keys(text)}"])[0]
     with_figures = [i for i in range(1, len(ev.clean_sentences)) if numbers_in(ev.clean_sentences[i])]
     if not with_figures:
         return None
-    unstated = asserted - numbers_in(ev.full_text)
-    around = " ".join(_around_numbers(question, unstated))  # "trained on 7 trillion tokens": what the figure counts
-    best = max(with_figures, key=lambda i: (not numbers_in(ev.clean_sentences[i]) & asserted,  # news to the user
+    around = " ".join(_around_numbers(question, asserted - stated))  # "trained on 7 trillion tokens": what it counts
+    best = max(with_figures, key=lambda i: (bool(numbers_in(ev.clean_sentences[i]) - asserted),  # news to the user
                                             lexical_support(around, ev.clean_sentences[i]),
                                             float(ev.vectors[i] @ vector)))
-    quote = tidy(ev.clean_sentences[best]).rstrip(" .")
-    answer = f"No. The abstract reports: \u201c{quote}.\u201d [1]"
-    citation = Citation(key="1", paper_id=paper.id, title=paper.title, quote=quote, support=1.0)
-    return base.model_copy(update={"answer": answer, "abstained": False, "citations": [citation]})
+    return paper, tidy(ev.clean_sentences[best]).rstrip(" .")
 
 
 def _around_numbers(text: str, numbers: set[str], span: int = 3) -> list[str]:

@@ -306,3 +306,24 @@ def test_a_name_the_question_takes_from_one_packed_abstract_must_be_in_the_cited
     answer = run_many("LOLA is a suite of monolingual autoregressive Transformer language models up to 125M "
                       "parameters for 350 languages [2].", question)
     assert answer.abstained, answer.claims
+
+
+def test_a_no_without_a_figure_gets_the_abstracts_figure() -> None:
+    question = "Why does PARSeq only reach 50% when trained on real data?"
+    answer = run_many_parseq("No, this is because PARSeq learns an ensemble of internal AR LMs with shared weights [1].",
+                             question)
+    assert answer.answer.startswith("No. The abstract reports: \u201c"), answer.answer  # its sentence with a figure
+    assert ("96.0%" in answer.answer or "91.9%" in answer.answer) and "50%" not in answer.answer
+    assert answer.answer.endswith("with shared weights [1].") and [c.title for c in answer.citations] == [PARSEQ.title]
+    # a "No" that already gives a figure is left as written
+    kept = run_many_parseq("No, PARSeq reaches 96.0% accuracy when trained on real data [1].", question)
+    assert kept.answer == "No. PARSeq reaches 96.0% accuracy when trained on real data [1]."
+
+
+def test_a_premise_repeated_in_a_sentence_the_budget_cut_off_is_still_corrected() -> None:
+    question = "Why does PARSeq only reach 50% when trained on real data?"
+    draft = Draft(text="No, PARSeq only reaches 50% on real data [1] because its ensemble of internal AR LMs",
+                  passages=PASSAGES, model="fake", truncated=True)
+    answer = ground(draft, PAPERS, SupportChecker(SentenceIndex(HashEmbedder())), 0.5, True, question=question)
+    assert answer.answer.startswith("No. The abstract reports:") and "50%" not in answer.answer, answer.answer
+    assert not answer.abstained and answer.citations[0].title == PARSEQ.title
