@@ -66,7 +66,8 @@ class ListJudge:
     as the checker scales cosines) + 0.55 x share of the criterion's words the title and abstract use,
     weighted by inverse document frequency, + 0.15 x the same share for the title alone. Candidates at
     or above `min_fit` are cut at the largest drop in fit among the first `max_items` (at least two are
-    kept when two pass), so a clear group of fitting papers is listed and the long tail is not.
+    kept when two pass), so a clear group of fitting papers is listed and the long tail is not. Each
+    paper's quote is the sentence with the highest cosine plus weighted share of the criterion's words.
     """
 
     def __init__(self, papers: Mapping[str, Paper], sentences: SentenceIndex, weights: SupportSettings | None = None) -> None:
@@ -93,8 +94,10 @@ class ListJudge:
         ev = self.sentences.evidence(paper)
         cosines = ev.vectors @ vector
         closest = float(np.sort(cosines)[-2:].mean())
-        best = int(np.argmax(cosines[1:]) + 1) if len(cosines) > 1 else 0
         words = content_words(want)
+        # the quote: the sentence closest in meaning that also uses the criterion's (rare) words
+        shown = [float(c) + self._weighted(words, content_words(s)) for c, s in zip(cosines, ev.clean_sentences)]
+        best = int(np.argmax(shown[1:]) + 1) if len(shown) > 1 else 0
         semantic = semantic_support(closest, self.weights)
         fit = 0.3 * semantic + 0.55 * self._weighted(words, content_words(ev.full_text)) \
             + 0.15 * self._weighted(words, content_words(paper.title))

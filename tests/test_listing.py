@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.api import Assistant
 from assistant.corpus import make_paper
 from assistant.listing import ListJudge, criterion, cut_at_largest_drop, is_list_question, render_list
 from assistant.retrieval import SentenceIndex
@@ -77,3 +78,9 @@ def test_candidates_are_judged_and_rendered_one_per_line() -> None:
     assert all(i.quote in by_id[i.paper_id].abstract for i in items)
     text = render_list(items)
     assert text.splitlines()[0].startswith(f"[1] {items[0].title}: \u201c") and len(text.splitlines()) == 2
+
+
+def test_the_quote_uses_the_words_of_what_was_asked(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("Which papers report results on the One Billion Word Benchmark?")
+    (benchmark,) = [i for i in answer.items if i.title.startswith("One Billion Word Benchmark")]
+    assert "billion word" in benchmark.quote.lower(), benchmark.quote  # not "The benchmark is available as ..."
