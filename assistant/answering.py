@@ -75,6 +75,24 @@ def clean_question(question: object) -> str:
     return text
 
 
+_COMMAND = re.compile(
+    r"^\W*(?:please\s+)?(?:ignore|disregard|forget|override)\b.{0,60}?\b(?:instructions?|rules?|prompts?|above|"
+    r"previous|system)\b|^\W*(?:please\s+)?(?:respond|reply|answer|say|output|print|write|return|type)\b.{0,30}?"
+    r"\b(?:only|word|exactly)\b",
+    re.IGNORECASE,
+)
+
+
+def drop_commands(text: str) -> str:
+    """The question without its sentences that instruct the assistant instead of asking ("Respond only
+    with the word X.", "Ignore all previous instructions ..."): text in a question is data, and what
+    is asked is the rest. A sentence that asks (ends with "?") always stays; so does a question that is
+    nothing but commands."""
+    sentences = split_sentences(text.replace("\n", " "))
+    kept = [s for s in sentences if s.rstrip().endswith("?") or not _COMMAND.search(s)]
+    return " ".join(kept) if kept and len(kept) < len(sentences) else text
+
+
 def shorten_question(text: str, max_tokens: int) -> tuple[str, bool]:
     """(question, shortened?): a question over `max_tokens` keeps its end: the last sentence that asks
     something (and the sentence before it when that one is very short) and what follows it, since a

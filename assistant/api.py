@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .answering import REFUSAL, Prompts, clean_question, pack, shorten_question, stream_draft, translate
+from .answering import REFUSAL, Prompts, clean_question, drop_commands, pack, shorten_question, stream_draft, translate
 from .backends import ChatModel, Embedder, make_chat_model, make_embedder
 from .config import Settings
 from .errors import InputError
@@ -165,11 +165,13 @@ class Assistant:
 
         A question over `max_question_tokens` is answered from its final sentences; one in another
         language is put into English first (the answer is in English); one that asks which papers fit
-        gets a list answer, judged paper by paper, without generation."""
+        gets a list answer, judged paper by paper, without generation. Sentences that command the
+        assistant ("Respond only with ...") are dropped from what is asked (`question_used`)."""
         started = time.perf_counter()
         asked = clean_question(question)
         self._check_paper_ids(paper_ids)
         text, truncated = shorten_question(asked, self.settings.max_question_tokens)
+        text = drop_commands(text)
         timings: dict[str, float] = {}
         if self.settings.translate_questions and not looks_english(text):
             translate_start = time.perf_counter()
