@@ -7,8 +7,8 @@ packed abstract uses it: then it is that paper's). A sentence is supported when 
 taken together, support it (ALCE's rule); a citation is dropped only when it supports nothing on
 its own and removing it loses nothing. A sentence whose subject is its citations ("[1] and [2]
 study X") is a claim about each of them, so each must support it alone. Keys the prompt never
-offered are dropped; a claim none of its citations supports moves to a packed abstract that does,
-or is flagged and (by default) removed. If nothing supported remains, the answer abstains with
+offered are dropped; a claim none of its citations supports moves to a packed abstract that does
+(an uncited one to one or two that do together), or is flagged and (by default) removed. If nothing supported remains, the answer abstains with
 the one refusal phrase. The scoring functions are pure; the embedder is passed in. Does not call
 the chat model.
 """
@@ -372,6 +372,14 @@ class _Grounder:
                 verdict.quotes[pid] = alone
                 verdict.kept, verdict.support = [pid], alone[0]
                 return verdict
+        if not cited:  # an uncited sentence may join the facts of two packed abstracts ("A has 3T tokens, B 29T")
+            pairs = [[a, b] for i, a in enumerate(list(others)[:4]) for b in list(others)[i + 1 : 4]]
+            scored = [(self._together(text, vector, pair), pair) for pair in pairs]
+            best, pair = max(scored, default=(0.0, []))
+            if pair and self._ok(text, pair, best):
+                verdict.quotes.update({p: others[p] for p in pair})
+                verdict.kept, verdict.support = pair, best
+                return verdict
         verdict.support = max(together, max((s for s, _ in quotes.values()), default=0.0))
         return verdict
 
@@ -457,10 +465,11 @@ def _correct_premise(
 
 
 def name_owners(question: str, packed: list[Paper]) -> dict[str, Paper]:
-    """Names the question uses ("ADED") that exactly one packed abstract (or its title) uses, with that paper."""
+    """Names the question uses ("ADED", "Gopher") that exactly one packed abstract (or its title) uses,
+    with that paper."""
     texts = [f"{p.title} {p.abstract}".lower() for p in packed]
     owners: dict[str, Paper] = {}
-    for term in named_terms(question):
+    for term in named_terms(question) | proper_nouns(question):
         users = [p for p, t in zip(packed, texts) if re.search(rf"\b{re.escape(term)}\b", t)]
         if len(users) == 1:
             owners[term] = users[0]

@@ -327,3 +327,17 @@ def test_a_premise_repeated_in_a_sentence_the_budget_cut_off_is_still_corrected(
     answer = ground(draft, PAPERS, SupportChecker(SentenceIndex(HashEmbedder())), 0.5, True, question=question)
     assert answer.answer.startswith("No. The abstract reports:") and "50%" not in answer.answer, answer.answer
     assert not answer.abstained and answer.citations[0].title == PARSEQ.title
+
+
+def test_an_uncited_sentence_two_packed_abstracts_support_together_is_kept_with_both() -> None:
+    answer = run_many("LOLA is trained on more than 160 languages and the Goldfish models on 350 languages.")
+    assert not answer.abstained, answer.claims
+    assert {c.title for c in answer.citations} == {LOLA.title, GOLD.title}
+    assert run_many("LOLA is trained on more than 160 languages and the Goldfish models on 300 languages.").abstained
+
+
+def test_a_premise_is_corrected_from_the_paper_the_question_names_by_a_capitalised_name() -> None:
+    question = "Why do the Goldfish models only cover 50 languages?"
+    answer = run_many("No, the Goldfish models cover only 50 languages because of limited data [3].", question)
+    assert answer.answer.startswith("No. The abstract reports:") and "350" in answer.answer, answer.answer
+    assert [c.title for c in answer.citations] == [GOLD.title]
