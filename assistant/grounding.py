@@ -3,13 +3,13 @@
 A claim is one sentence of the draft. Its support by a set of abstracts combines the best
 sentence-level embedding similarity with lexical evidence, and is zero when a number or a named
 method of the claim appears in none of them (a name the question used counts only when exactly one
-packed abstract uses it: then it is that paper's). A sentence is supported when the abstracts it cites,
-taken together, support it (ALCE's rule); a citation is dropped only when it supports nothing on
-its own and removing it loses nothing. A sentence whose subject is its citations ("[1] and [2]
+packed abstract uses it: then it is that paper's). A sentence is supported when the abstracts it
+cites, taken together, support it (ALCE's rule); a citation is dropped only when it supports nothing
+on its own and removing it loses nothing. A sentence whose subject is its citations ("[1] and [2]
 study X") is a claim about each of them, so each must support it alone. Keys the prompt never
 offered are dropped; a claim none of its citations supports moves to a packed abstract that does
-(an uncited one to one or two that do together), or is flagged and (by default) removed. If nothing supported remains, the answer abstains with
-the one refusal phrase. The scoring functions are pure; the embedder is passed in. Does not call
+(an uncited one to one or two that do together), or is flagged and (by default) removed. If
+nothing supported remains, the answer abstains with the one refusal phrase. The scoring functions are pure; the embedder is passed in. Does not call
 the chat model.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -373,8 +374,8 @@ class _Grounder:
                 verdict.kept, verdict.support = [pid], alone[0]
                 return verdict
         if not cited:  # an uncited sentence may join the facts of two packed abstracts ("A has 3T tokens, B 29T")
-            pairs = [[a, b] for i, a in enumerate(list(others)[:4]) for b in list(others)[i + 1 : 4]]
-            scored = [(self._together(text, vector, pair), pair) for pair in pairs]
+            scored = [(self._together(text, vector, list(pair)), list(pair))
+                      for pair in combinations(list(others)[:4], 2)]
             best, pair = max(scored, default=(0.0, []))
             if pair and self._ok(text, pair, best):
                 verdict.quotes.update({p: others[p] for p in pair})
@@ -485,8 +486,8 @@ def _premise_fix(
     Applies when the question asserts figures and the draft affirms or repeats one (or, with `rejects`,
     already said "No"). The paper is the one the question names (a name only one packed abstract uses),
     else the first that supports a kept claim (`kept`), else the first the draft cites; it must not state
-    every asserted figure. The quote is its sentence
-    with a figure the user did not give, closest to the false one."""
+    every asserted figure. The quote is its sentence with a figure the user did not give, closest to
+    the false one."""
     asserted = numbers_in(question)
     keys = _keys(text)
     if not asserted or not (rejects or _affirms(text) or numbers_in(strip_keys(text)) & asserted):
@@ -496,8 +497,8 @@ def _premise_fix(
     named = list(dict.fromkeys(p.id for p in name_owners(question, packed).values()))
     if not named and not cited:
         return None
-    cited = [p for p in kept or [] if p in papers] + cited
-    paper = papers[named[0] if len(named) == 1 else cited[0] if cited else named[0]]
+    order = (named if len(named) == 1 else []) + [p for p in kept or [] if p in papers] + cited + named
+    paper = papers[order[0]]
     ev = checker.sentences.evidence(paper)
     stated = numbers_in(ev.full_text)
     if asserted <= stated:  # the abstract states every asserted figure: no premise to correct
