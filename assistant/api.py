@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .answering import REFUSAL, Prompts, clean_question, drop_commands, pack, shorten_question, stream_draft, translate
 from .backends import ChatModel, Embedder, make_chat_model, make_embedder
 from .config import Settings
+from .covering import cover_named
 from .errors import InputError
 from .grounding import SupportChecker, Verify, ground, strip_keys, tidy
 from .judging import Judge
@@ -229,5 +230,6 @@ class Assistant:
                       truncated=usage.get("completion_tokens", len(pieces)) >= budget)
         answer = ground(draft, self.papers, self.checker, self.settings.min_support,
                         self.settings.drop_unsupported_claims, self._verifier(), text)
+        answer = cover_named(answer, text, self.papers, self.lister, retrieval.list_min_fit)
         timings["ground"] = _ms(time.perf_counter() - ground_start)
         yield finish(answer)

@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from .config import SupportSettings
-from .grounding import semantic_support, tidy
+from .grounding import numbers_in, semantic_support, tidy
 from .sentences import SentenceIndex
 from .text import content_words
 from .types import ListItem, Paper, Passage
@@ -85,18 +85,25 @@ class ListJudge:
             df.update(content_words(f"{paper.title} {paper.abstract}"))
         return {w: math.log((len(self.papers) + 1) / (n + 1)) + 1 for w, n in df.items()}
 
+    def is_rare(self, word: str) -> bool:
+        """True for a content word at most three abstracts (with titles) of the collection use."""
+        return self.idf.get(word, self.unseen) >= math.log((len(self.papers) + 1) / 4) + 1
+
     def _weighted(self, want: set[str], have: set[str]) -> float:
         total = sum(self.idf.get(w, self.unseen) for w in want)
         return sum(self.idf.get(w, self.unseen) for w in want & have) / total if total else 0.0
 
-    def fit(self, want: str, vector: np.ndarray, paper: Paper) -> tuple[float, str]:
-        """(fit in [0, 1], the abstract sentence closest to what the question asks for)."""
+    def fit(self, want: str, vector: np.ndarray, paper: Paper, figures: bool = False) -> tuple[float, str]:
+        """(fit in [0, 1], the abstract sentence closest to what the question asks for); with `figures`, the
+        quote is a sentence with a figure when the abstract has one."""
         ev = self.sentences.evidence(paper)
         cosines = ev.vectors @ vector
         closest = float(np.sort(cosines)[-2:].mean())
         words = content_words(want)
         # the quote: the sentence closest in meaning that also uses the criterion's (rare) words
         shown = [float(c) + self._weighted(words, content_words(s)) for c, s in zip(cosines, ev.clean_sentences)]
+        if figures and any(numbers_in(s) for s in ev.clean_sentences[1:]):
+            shown = [v if numbers_in(s) else -1.0 for v, s in zip(shown, ev.clean_sentences)]
         best = int(np.argmax(shown[1:]) + 1) if len(shown) > 1 else 0
         semantic = semantic_support(closest, self.weights)
         fit = 0.3 * semantic + 0.55 * self._weighted(words, content_words(ev.full_text)) \

@@ -178,6 +178,14 @@ def test_a_sentence_citing_two_papers_is_kept_when_they_support_it_together(seed
     assert "160" in answer.answer and "350" in answer.answer
 
 
+def test_a_paper_the_question_describes_is_cited_even_when_the_model_answers_for_one(
+        seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("How many arXiv papers did the ChatGPT/GPT-4 research summary analyze, and across "
+                                "how many languages did the quadrant-based multilingual LLM study evaluate?")
+    assert {"How Multilingual is Multilingual LLM?"} < {c.title for c in answer.citations}, answer.answer
+    assert "194" in answer.answer and "101" in answer.answer, answer.answer
+
+
 def test_which_papers_gets_a_list_with_one_checked_item_per_paper(seed_assistant: Assistant) -> None:
     answer = seed_assistant.ask("Which papers are surveys of small language models?")
     assert answer.kind == "list" and not answer.abstained

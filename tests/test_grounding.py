@@ -333,7 +333,28 @@ def test_an_uncited_sentence_two_packed_abstracts_support_together_is_kept_with_
     answer = run_many("LOLA is trained on more than 160 languages and the Goldfish models on 350 languages.")
     assert not answer.abstained, answer.claims
     assert {c.title for c in answer.citations} == {LOLA.title, GOLD.title}
-    assert run_many("LOLA is trained on more than 160 languages and the Goldfish models on 300 languages.").abstained
+    wrong = run_many("LOLA is trained on more than 160 languages and the Goldfish models on 300 languages.")
+    assert wrong.answer == "LOLA is trained on more than 160 languages [1].", wrong.answer  # the false clause goes
+    assert [c.supported for c in wrong.claims] == [True, False]
+
+
+def test_the_supported_clauses_of_an_unsupported_sentence_are_kept() -> None:
+    answer = run_many("LOLA is trained on more than 160 languages, while the Goldfish models cover 900 languages [1].")
+    assert answer.answer == "LOLA is trained on more than 160 languages [1].", answer.answer
+    assert [(c.text, c.supported, c.shown) for c in answer.claims] == [
+        ("LOLA is trained on more than 160 languages", True, True),
+        ("the Goldfish models cover 900 languages.", False, False)]
+
+
+def test_a_clause_without_its_own_subject_is_not_kept_after_a_dropped_clause() -> None:
+    # "its models have up to 125M parameters" alone would leave "its" pointing at nothing
+    answer = run_many("Goldfish covers 900 languages, while its models have up to 125M parameters [2].")
+    assert answer.abstained, answer.answer
+
+
+def test_a_comma_inside_a_quoted_title_is_no_clause_break() -> None:
+    answer = run_many("LOLA is trained on more than 160 languages in 'Sparse, Massive Models' with 900 experts [1].")
+    assert answer.abstained, answer.answer
 
 
 def test_a_premise_is_corrected_from_the_paper_the_question_names_by_a_capitalised_name() -> None:
