@@ -230,6 +230,6 @@ class Assistant:
                       truncated=usage.get("completion_tokens", len(pieces)) >= budget)
         answer = ground(draft, self.papers, self.checker, self.settings.min_support,
                         self.settings.drop_unsupported_claims, self._verifier(), text)
-        answer = cover_named(answer, text, self.papers, self.lister, retrieval.list_min_fit)
+        answer = cover_named(answer, text, self.papers, self.lister, self.retriever.is_rare, retrieval.list_min_fit)
         timings["ground"] = _ms(time.perf_counter() - ground_start)
         yield finish(answer)

@@ -79,6 +79,10 @@ class StoreSettings(BaseModel):
     ingest_batch: int = Field(
         256, ge=1, description="Papers per ingest batch (one lookup, one embed call, one write each); bounds ingest memory."
     )
+    search_breadth: int = Field(
+        500, ge=10, description="Chroma's HNSW `ef_search` for the chunks collection, set at open: how widely a "
+        "dense search looks. Chroma's default (100) missed a question's nearest chunk in some processes."
+    )
 
 
 class RetrievalSettings(BaseModel):

@@ -11,11 +11,11 @@ answers are left alone. Does not write prose.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .grounding import name_owners, tidy
 from .listing import ListJudge
-from .text import asks_for_number, content_words, split_sentences
+from .text import WORD, asks_for_number, content_words, split_sentences
 from .types import Answer, Citation, Paper
 
 
@@ -25,30 +25,34 @@ def asked_sentence(question: str) -> str:
     return next((s for s in reversed(sentences) if "?" in s), sentences[-1])
 
 
-def named_papers(question: str, packed: list[Paper], judge: ListJudge) -> list[Paper]:
+def named_papers(question: str, packed: list[Paper], rare: Callable[[str], bool]) -> list[Paper]:
     """The packed papers the asking sentence refers to by a word only that abstract uses among the
-    packed ones: a name ("UniMax", "Gopher"), or a word at most three abstracts of the collection use
+    packed ones: a name ("UniMax", "Gopher"), or a word that is `rare` in the collection
     ("quadrant"). In the order the sentence uses them, each once."""
     asked = asked_sentence(question)
     owners = name_owners(asked, packed)
     at: dict[str, int] = {p.id: min(asked.lower().find(t) for t, o in owners.items() if o.id == p.id)
                           for p in owners.values()}
     words = [content_words(f"{p.title} {p.abstract}") for p in packed]
-    for word in content_words(asked):
-        users = [p for p, have in zip(packed, words) if word in have]
-        if len(users) == 1 and users[0].id not in at and judge.is_rare(word):
-            at[users[0].id] = len(asked)  # after the names: a rare word has no position in the raw text
+    for match in WORD.finditer(asked.lower()):
+        stem = content_words(match.group())
+        users = [p for p, have in zip(packed, words) if stem and stem <= have]
+        if len(users) == 1 and users[0].id not in at and rare(match.group()):
+            at[users[0].id] = match.start()
     chosen = {p.id: p for p in packed if p.id in at}
     return sorted(chosen.values(), key=lambda p: at[p.id])
 
 
-def cover_named(answer: Answer, question: str, papers: Mapping[str, Paper], judge: ListJudge, min_fit: float) -> Answer:
+def cover_named(
+    answer: Answer, question: str, papers: Mapping[str, Paper], judge: ListJudge, rare: Callable[[str], bool],
+    min_fit: float,
+) -> Answer:
     """The answer with a quoted, cited sentence for each paper the question names that it does not cite
     (only for a prose answer that cites some other paper)."""
     if answer.abstained or answer.kind != "prose" or not answer.citations:
         return answer
     packed = [papers[p.paper_id] for p in answer.passages if p.paper_id in papers]
-    named = named_papers(question, packed, judge)
+    named = named_papers(question, packed, rare)
     cited = {c.paper_id for c in answer.citations}
     missing = [p for p in named if p.id not in cited]
     if not missing:

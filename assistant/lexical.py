@@ -134,6 +134,17 @@ class LexicalIndex:
             return None
         return cls(bm25, chunk_ids, paper_ids)
 
+    def chunks_with(self, word: str) -> int:
+        """How many indexed chunks use `word` (as BM25 stems it); 0 for a stopword or an unknown word."""
+        import bm25s
+
+        tokens = bm25s.tokenize(word, stemmer=self._stemmer, token_pattern=TOKEN_PATTERN, show_progress=False)
+        ids = [self._bm25.vocab_dict.get(token) for token in tokens.vocab]
+        if len(ids) != 1 or ids[0] is None:
+            return 0
+        indptr = self._bm25.scores["indptr"]
+        return int(indptr[ids[0] + 1] - indptr[ids[0]])
+
     def search(self, query: str, k: int, paper_ids: list[str] | None = None) -> list[LexicalHit]:
         """The top `k` chunks for `query` with a positive score, best first; with `paper_ids`, only theirs."""
         import bm25s

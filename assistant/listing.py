@@ -85,10 +85,6 @@ class ListJudge:
             df.update(content_words(f"{paper.title} {paper.abstract}"))
         return {w: math.log((len(self.papers) + 1) / (n + 1)) + 1 for w, n in df.items()}
 
-    def is_rare(self, word: str) -> bool:
-        """True for a content word at most three abstracts (with titles) of the collection use."""
-        return self.idf.get(word, self.unseen) >= math.log((len(self.papers) + 1) / 4) + 1
-
     def _weighted(self, want: set[str], have: set[str]) -> float:
         total = sum(self.idf.get(w, self.unseen) for w in want)
         return sum(self.idf.get(w, self.unseen) for w in want & have) / total if total else 0.0

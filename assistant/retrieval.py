@@ -189,6 +189,9 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) >= 2 else []
 
 
+RARE_CHUNKS = 3  # a question word this few chunks use points at the paper that uses it (`covering`)
+
+
 @dataclass
 class Hit:
     """A chunk found by one or both retrievers."""
@@ -229,6 +232,11 @@ class HybridRetriever(BaseRetriever):
         except Exception as exc:  # noqa: BLE001 - chromadb raises transport, HTTP and its own errors alike
             raise StoreError(f"the vector store at {self.location} did not answer ({exc.__class__.__name__}: "
                              f"{exc}); check that the Chroma server runs") from None
+
+    def is_rare(self, word: str) -> bool:
+        """True for a word at most `RARE_CHUNKS` chunks of the collection use (and at least one), by the
+        BM25 index's counts: no pass over the abstracts."""
+        return self._bm25 is not None and 0 < self._bm25.chunks_with(word) <= RARE_CHUNKS
 
     def _sparse(self, query: str, paper_ids: list[str] | None) -> list[NodeWithScore]:
         if self._bm25 is None:

@@ -31,6 +31,11 @@ def judge() -> ListJudge:
     return ListJudge(PAPERS, SentenceIndex(HashEmbedder()))
 
 
+def rare(word: str) -> bool:
+    """At most three abstracts of the collection use the word (the assistant asks its BM25 index)."""
+    return 0 < sum(word in f"{p.title} {p.abstract}".lower() for p in PAPERS.values()) <= 3
+
+
 def answer_citing_lola(abstained: bool = False) -> Answer:
     return Answer(question=QUESTION, answer="LOLA covers more than 160 languages [1].", abstained=abstained,
                   citations=[Citation(key="1", paper_id=LOLA.id, title=LOLA.title, quote="", support=0.9)],
@@ -38,7 +43,7 @@ def answer_citing_lola(abstained: bool = False) -> Answer:
 
 
 def test_a_named_paper_the_answer_leaves_out_is_quoted_and_cited() -> None:
-    covered = cover_named(answer_citing_lola(), QUESTION, PAPERS, judge(), min_fit=0.2)
+    covered = cover_named(answer_citing_lola(), QUESTION, PAPERS, judge(), rare, min_fit=0.2)
     assert [c.title for c in covered.citations] == [LOLA.title, GOLD.title]
     assert covered.answer == ("LOLA covers more than 160 languages [1]. On Goldfish: monolingual models, the abstract "
                               "says: \u201cThe Goldfish models are monolingual language models for 350 languages.\u201d [2]")
@@ -47,18 +52,18 @@ def test_a_named_paper_the_answer_leaves_out_is_quoted_and_cited() -> None:
 
 def test_nothing_is_added_to_a_refusal_an_answer_that_cites_all_or_a_poor_fit() -> None:
     lola = answer_citing_lola()
-    assert cover_named(answer_citing_lola(abstained=True), QUESTION, PAPERS, judge(), 0.2).answer == lola.answer
-    assert cover_named(lola, "How many languages does LOLA cover?", PAPERS, judge(), 0.2) == lola
-    assert cover_named(lola, QUESTION, PAPERS, judge(), min_fit=0.99) == lola
+    assert cover_named(answer_citing_lola(abstained=True), QUESTION, PAPERS, judge(), rare, 0.2).answer == lola.answer
+    assert cover_named(lola, "How many languages does LOLA cover?", PAPERS, judge(), rare, 0.2) == lola
+    assert cover_named(lola, QUESTION, PAPERS, judge(), rare, min_fit=0.99) == lola
 
 
 def test_papers_are_named_by_a_name_or_a_rare_word_only_one_packed_abstract_uses() -> None:
     packed = [LOLA, GOLD, KN]
-    assert [p.id for p in named_papers(QUESTION, packed, judge())] == [LOLA.id, GOLD.id]
+    assert [p.id for p in named_papers(QUESTION, packed, rare)] == [LOLA.id, GOLD.id]
     # "perplexity" is rare in this collection and only the benchmark paper uses it
-    assert [p.id for p in named_papers("Which perplexity is reported?", packed, judge())] == [KN.id]
+    assert [p.id for p in named_papers("Which perplexity is reported?", packed, rare)] == [KN.id]
     # "languages" is used by more than three abstracts of the collection: it names nothing
-    assert named_papers("Which languages are covered?", packed, judge()) == []
+    assert named_papers("Which languages are covered?", packed, rare) == []
     # only the asking sentence counts, not a preamble before it
     assert asked_sentence("Notes on LOLA. We met on Monday. What does Goldfish cover?") == "What does Goldfish cover?"
 

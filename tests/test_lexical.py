@@ -112,3 +112,15 @@ def test_paper_filter_keeps_only_those_papers(seed_store: Store) -> None:
     top = index.search(QUESTIONS[0], 20)
     wanted = [top[-1].paper_id]
     assert {h.paper_id for h in index.search(QUESTIONS[0], 20, wanted)} == set(wanted)
+
+
+def test_chunk_counts_come_from_the_index_and_also_after_a_load(seed_store: Store, tmp_path: Path) -> None:
+    index = LexicalIndex.build(seed_store.chunk_pages())
+    assert index is not None
+    texts = [c.text.lower() + " " + c.title.lower() for page in seed_store.chunk_pages() for c in page]
+    assert index.chunks_with("quadrants") == sum("quadrant" in t for t in texts) == 1  # stemmed like the index
+    assert index.chunks_with("languages") == sum("language" in t for t in texts) > 100
+    assert index.chunks_with("the") == index.chunks_with("zzqx") == 0  # a stopword, an unknown word
+    index.save(tmp_path / "bm25", "v1")
+    loaded = LexicalIndex.load(tmp_path / "bm25", "v1")  # memory-mapped
+    assert loaded is not None and loaded.chunks_with("quadrant") == 1

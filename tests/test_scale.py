@@ -88,6 +88,7 @@ def test_store_kind_http_is_chosen_by_environment(chroma_server: Server, tmp_pat
     report = store.ingest(tiny_corpus())
     assert store.location == chroma_server.url
     assert (report.papers, report.chunks_total, report.chunks_added) == (3, 3, 3)
+    assert store.chunks.configuration["hnsw"]["ef_search"] == 500  # the server's collection searches widely too
     assert not (tmp_path / "data" / "chroma").exists()  # nothing went to an embedded store
 
 

@@ -65,3 +65,10 @@ def test_a_bad_file_among_good_ones_writes_nothing(settings: Settings, tmp_path:
     with pytest.raises(CorpusError, match="bad.jsonl:1"):
         assistant.ingest([good, bad])
     assert assistant.store.is_empty() and assistant.store.papers.count() == 0
+
+
+def test_the_dense_search_breadth_is_set_at_open_and_follows_the_setting(settings: Settings) -> None:
+    store = Store(settings, HashEmbedder())
+    assert store.chunks.configuration["hnsw"]["ef_search"] == settings.store.search_breadth == 500
+    narrower = settings.model_copy(update={"store": settings.store.model_copy(update={"search_breadth": 200})})
+    assert Store(narrower, HashEmbedder()).chunks.configuration["hnsw"]["ef_search"] == 200  # an existing collection
