@@ -25,11 +25,10 @@ def asked_sentence(question: str) -> str:
     return next((s for s in reversed(sentences) if "?" in s), sentences[-1])
 
 
-def named_papers(question: str, packed: list[Paper], rare: Callable[[str], bool]) -> list[Paper]:
+def named_papers(asked: str, packed: list[Paper], rare: Callable[[str], bool]) -> list[Paper]:
     """The packed papers the asking sentence refers to by a word only that abstract uses among the
     packed ones: a name ("UniMax", "Gopher"), or a word that is `rare` in the collection
     ("quadrant"). In the order the sentence uses them, each once."""
-    asked = asked_sentence(question)
     owners = name_owners(asked, packed)
     at: dict[str, int] = {p.id: min(asked.lower().find(t) for t, o in owners.items() if o.id == p.id)
                           for p in owners.values()}
@@ -52,12 +51,11 @@ def cover_named(
     if answer.abstained or answer.kind != "prose" or not answer.citations:
         return answer
     packed = [papers[p.paper_id] for p in answer.passages if p.paper_id in papers]
-    named = named_papers(question, packed, rare)
+    asked = asked_sentence(question)
     cited = {c.paper_id for c in answer.citations}
-    missing = [p for p in named if p.id not in cited]
+    missing = [p for p in named_papers(asked, packed, rare) if p.id not in cited]
     if not missing:
         return answer
-    asked = asked_sentence(question)
     vector = judge.sentences.embedder.embed([asked])[0]
     citations = list(answer.citations)
     added: list[str] = []

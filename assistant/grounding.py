@@ -8,9 +8,9 @@ cites, taken together, support it (ALCE's rule); a citation is dropped only when
 on its own and removing it loses nothing. A sentence whose subject is its citations ("[1] and [2]
 study X") is a claim about each of them, so each must support it alone. Keys the prompt never
 offered are dropped; a claim none of its citations supports moves to a packed abstract that does
-(an uncited one to one or two that do together), or is flagged and (by default) removed. If
-nothing supported remains, the answer abstains with the one refusal phrase. The scoring functions are pure; the embedder is passed in. Does not call
-the chat model.
+(an uncited one to one or two that do together), keeps its supported clauses, or is flagged and
+(by default) removed. If nothing supported remains, the answer abstains with the one refusal
+phrase. The scoring functions are pure; the embedder is passed in. Does not call the chat model.
 """
 
 from __future__ import annotations
@@ -421,7 +421,7 @@ def ground(
                for (sentence, keys), claim_text, vector in zip(parsed, texts, vectors)]
     if drop_unsupported:
         checked = [part for sentence, keys, verdict in checked
-                   for part in _salvage(grounder, sentence, keys, verdict, question)]
+                   for part in _salvage(grounder, sentence, keys, verdict)]
     for sentence, keys, verdict in checked:
         supported = bool(verdict.kept)
         for pid in verdict.kept:
@@ -455,7 +455,7 @@ def ground(
 
 
 def _salvage(
-    grounder: _Grounder, sentence: str, keys: list[int], verdict: _Verdict, question: str
+    grounder: _Grounder, sentence: str, keys: list[int], verdict: _Verdict
 ) -> list[tuple[str, list[int], _Verdict]]:
     """An unsupported sentence that joins clauses ("A cuts perplexity by 12.7%, and B gains 25.7%")
     as its clauses, each checked alone with the sentence's keys, so the supported ones can be shown;
@@ -464,6 +464,7 @@ def _salvage(
     parts = clauses(_readable(sentence, [], grounder.passages)) if not verdict.kept else []
     if len(parts) < 2 or not all(map(_quotes_closed, parts)):  # a comma inside a quoted title is no clause break
         return [(sentence, keys, verdict)]
+    question = grounder.question
     texts = [_with_question(p, question) for p in parts]
     vectors = grounder.checker.claim_vectors(texts)
     checked: list[tuple[str, list[int], _Verdict]] = []
